@@ -1,0 +1,85 @@
+"""The executor: compiles a recipe into its stages and runs them against the build's DuckDB cache.
+
+Stages never talk to each other directly: each reads what earlier stages left in the cache. That keeps
+them independently cacheable and lets ``plan`` answer "what would run?" without running anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .assemble import expert_rows
+from .cache import Cache
+from .output import OutputResult, write_outputs
+from .progress import Reporter
+from .recipe import Recipe
+from .stages.base import BuildContext, Stage, StagePlan, StageResult
+from .stages.experts import ExpertStage, GoldStage, ImportStage
+
+
+@dataclass
+class BuildSummary:
+    results: list[StageResult] = field(default_factory=list)
+    output: OutputResult | None = None
+
+    @property
+    def computed(self) -> int:
+        return sum(r.computed for r in self.results)
+
+    @property
+    def cached(self) -> int:
+        return sum(r.cached for r in self.results)
+
+    @property
+    def failed(self) -> int:
+        return sum(r.failed for r in self.results)
+
+
+def compile_stages(recipe: Recipe) -> list[Stage]:
+    if recipe.experts.source == "sharegpt":
+        return [ImportStage()]
+    return [GoldStage(), ExpertStage()]
+
+
+class Builder:
+    def __init__(self, recipe: Recipe, reporter: Reporter | None = None, retry_failed: bool = False):
+        self.recipe = recipe
+        self.reporter = reporter or Reporter()
+        self.retry_failed = retry_failed
+        self.stages = compile_stages(recipe)
+
+    def _context(self, cache: Cache) -> BuildContext:
+        return BuildContext(self.recipe, cache, self.reporter, retry_failed=self.retry_failed)
+
+    def plan(self) -> list[StagePlan]:
+        """Per stage: units in total and already cached. Computes nothing, starts no simulator.
+
+        Later stages are planned as if earlier ones had run (their keys depend only on the recipe)."""
+        with Cache(self.recipe.cache_path) as cache:
+            ctx = self._context(cache)
+            return [stage.plan(ctx) for stage in self.stages]
+
+    def expert_trajectories(self, ctx: BuildContext):
+        stage = self.stages[-1]
+        keys = [k for _, k in stage.units(ctx)] if isinstance(stage, ExpertStage) else stage.units(ctx)
+        return ctx.cache.get_trajectories(keys)
+
+    def build(self) -> BuildSummary:
+        summary = BuildSummary()
+        with Cache(self.recipe.cache_path) as cache:
+            ctx = self._context(cache)
+            try:
+                cache.set_meta("recipe_fingerprint", self.recipe.fingerprint())
+                cache.set_meta("env_version", ctx.env_version)
+                for stage in self.stages:
+                    summary.results.append(stage.run(ctx))
+                datasets = {}
+                if "expert" in self.recipe.datasets:
+                    datasets["expert"] = expert_rows(self.recipe, self.expert_trajectories(ctx))
+                summary.output = write_outputs(
+                    self.recipe, datasets, ctx.env_version, cache.get_meta("output_fingerprint")
+                )
+                cache.set_meta("output_fingerprint", summary.output.fingerprint)
+            finally:
+                ctx.close()
+        return summary

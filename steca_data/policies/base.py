@@ -1,0 +1,33 @@
+"""The policy protocol: a batch of chat prompts in, one completion per prompt out.
+
+Every backend (local transformers, vLLM in-process, an OpenAI-compatible server, the random floor)
+implements ``generate``. The engine batches all pending episodes' prompts of one lock-step into a single
+call, so backends should be efficient on batches, not on single prompts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    max_new_tokens: int = 96
+    constrained: bool = False  # restrict the Action span to the admissible actions
+    seed: int | None = None
+
+
+@dataclass
+class PolicyRequest:
+    messages: list[dict]  # [{"role": ..., "content": ...}], ending with a user turn
+    admissible: list[str] = field(default_factory=list)  # needed for constrained decoding / random policy
+    seed: int | None = None  # per-request seed, so a rollout is reproducible whatever its batch
+
+
+class Policy(Protocol):
+    policy_id: str  # identifies weights + backend; part of every cache key that depends on the policy
+
+    def generate(self, requests: list[PolicyRequest], params: SamplingParams) -> list[str]: ...

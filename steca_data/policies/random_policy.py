@@ -1,0 +1,20 @@
+"""The floor every model must beat: a uniformly random admissible action."""
+
+from __future__ import annotations
+
+import random
+
+from ..react import format_turn
+from .base import PolicyRequest, SamplingParams
+
+
+class RandomPolicy:
+    policy_id = "random"
+
+    def generate(self, requests: list[PolicyRequest], params: SamplingParams) -> list[str]:
+        replies = []
+        for req in requests:
+            rng = random.Random(req.seed if req.seed is not None else params.seed)
+            action = rng.choice(req.admissible) if req.admissible else "look around"
+            replies.append(format_turn("I will try something.", action))
+        return replies
