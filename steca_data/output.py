@@ -103,11 +103,19 @@ def dataset_card(recipe: Recipe, datasets: dict[str, list[dict]], env_version: s
     return "\n".join(lines)
 
 
+def _to_dataset(name: str, rows: list[dict]):
+    """Column-wise with explicit features, so an empty dataset still has its schema."""
+    from datasets import Dataset
+
+    features = hf_features(ROW_MODELS[name])
+    return Dataset.from_dict({col: [row[col] for row in rows] for col in features}, features=features)
+
+
 def write_outputs(
     recipe: Recipe, datasets: dict[str, list[dict]], env_version: str, previous: str | None
 ) -> OutputResult:
     """Write everything atomically (tmp dir, then rename); skip when rows are unchanged and present."""
-    from datasets import Dataset, DatasetDict
+    from datasets import DatasetDict
     from datasets.utils.logging import disable_progress_bar
 
     disable_progress_bar()  # our own reporter says what is being written
@@ -120,9 +128,7 @@ def write_outputs(
     if previous == fingerprint and all(p.exists() for p in wanted):
         return OutputResult(False, fingerprint, counts)
 
-    dd = DatasetDict(
-        {name: Dataset.from_list(rows, features=hf_features(ROW_MODELS[name])) for name, rows in datasets.items()}
-    )
+    dd = DatasetDict({name: _to_dataset(name, rows) for name, rows in datasets.items()})
     card = dataset_card(recipe, datasets, env_version, fingerprint)
     build.mkdir(parents=True, exist_ok=True)
     if "arrow" in recipe.output.formats:

@@ -83,8 +83,8 @@ class EnvSpec(_Section):
             for other_name, other in seen_ranges.get(split.fold, []):
                 if block.start < other.stop and other.start < block.stop:
                     raise ValueError(
-                        f"splits.{split_name} overlaps splits.{other_name} in fold {split.fold!r}: "
-                        "held-out tasks must not be trained on"
+                        f"splits.{split_name}: overlaps splits.{other_name} in fold {split.fold!r} "
+                        "(held-out tasks must not be trained on)"
                     )
             seen_ranges.setdefault(split.fold, []).append((split_name, block))
         return self

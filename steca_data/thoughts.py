@@ -69,7 +69,7 @@ def template_thoughts(trajectory: Trajectory) -> list[str]:
     return thoughts
 
 
-_LINE = r"^\s*(\d+)[.):]\s*(.+?)\s*$"
+_LINE = re.compile(r"^\s*(\d+)[.):]\s*(.+?)\s*$")
 
 OPENAI_THOUGHTS_PROMPT = """You are annotating an expert demonstration of a text-based game with the \
 reasoning behind each action, in the ReAct style.
