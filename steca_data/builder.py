@@ -37,8 +37,18 @@ class BuildSummary:
 
 def compile_stages(recipe: Recipe) -> list[Stage]:
     if recipe.experts.source == "sharegpt":
+        if recipe.uses_engine:
+            raise ValueError("datasets dc/de/ds need experts.source 'env' (the engine replays expert prefixes)")
         return [ImportStage()]
-    return [GoldStage(), ExpertStage()]
+    stages: list[Stage] = [GoldStage(), ExpertStage()]
+    if recipe.uses_engine:
+        from .stages.agent import BaseAgentStage
+        from .stages.engine import ProposalStage, ReflectionStage, RolloutStage
+
+        stages += [BaseAgentStage(), ProposalStage(), RolloutStage()]
+        if "dc" in recipe.datasets:
+            stages.append(ReflectionStage())
+    return stages
 
 
 class Builder:
@@ -60,9 +70,22 @@ class Builder:
             return [stage.plan(ctx) for stage in self.stages]
 
     def expert_trajectories(self, ctx: BuildContext):
-        stage = self.stages[-1]
+        stage = self.stages[1] if len(self.stages) > 1 else self.stages[0]
         keys = [k for _, k in stage.units(ctx)] if isinstance(stage, ExpertStage) else stage.units(ctx)
         return ctx.cache.get_trajectories(keys)
+
+    def assemble(self, ctx: BuildContext) -> dict[str, list[dict]]:
+        datasets = {}
+        if "expert" in self.recipe.datasets:
+            datasets["expert"] = expert_rows(self.recipe, self.expert_trajectories(ctx))
+        if self.recipe.uses_engine:
+            from .assemble import deviation_rows, engine_rows
+            from .stages.engine import _engine
+
+            engine = _engine(ctx)
+            ctx.cache.replace_rows("deviations", deviation_rows(engine))
+            datasets.update(engine_rows(self.recipe, engine))
+        return datasets
 
     def build(self) -> BuildSummary:
         summary = BuildSummary()
@@ -73,9 +96,7 @@ class Builder:
                 cache.set_meta("env_version", ctx.env_version)
                 for stage in self.stages:
                     summary.results.append(stage.run(ctx))
-                datasets = {}
-                if "expert" in self.recipe.datasets:
-                    datasets["expert"] = expert_rows(self.recipe, self.expert_trajectories(ctx))
+                datasets = self.assemble(ctx)
                 summary.output = write_outputs(
                     self.recipe, datasets, ctx.env_version, cache.get_meta("output_fingerprint")
                 )

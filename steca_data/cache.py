@@ -71,6 +71,42 @@ TABLES: dict[str, tuple[str, str]] = {
             created_at TIMESTAMP DEFAULT current_timestamp)""",
         "Tasks an environment could not play, per stage; the build goes on without them.",
     ),
+    "scored_prefixes": (
+        """CREATE TABLE IF NOT EXISTS scored_prefixes (
+            key VARCHAR PRIMARY KEY, prefix_key VARCHAR, task_id VARCHAR, kind VARCHAR, step INTEGER,
+            prefix_len INTEGER, action VARCHAR, thought VARCHAR, policy_id VARCHAR, samples INTEGER)""",
+        "Each (prefix, policy, sampling) whose Monte Carlo value is estimated; kind expert (step = prefix "
+        "length k, 0 = start state) or proposal (step = position t of the agent's action).",
+    ),
+    "proposals": (
+        """CREATE TABLE IF NOT EXISTS proposals (
+            key VARCHAR PRIMARY KEY, task_id VARCHAR, step INTEGER, expert_action VARCHAR, thought VARCHAR,
+            action VARCHAR, observation VARCHAR, valid BOOLEAN, unparsable BOOLEAN, policy_id VARCHAR,
+            created_at TIMESTAMP DEFAULT current_timestamp)""",
+        "The base agent's own action at each expert position t, from the expert prefix e_{1:t-1}.",
+    ),
+    "rollouts": (
+        """CREATE TABLE IF NOT EXISTS rollouts (
+            key VARCHAR PRIMARY KEY, score_key VARCHAR, task_id VARCHAR, kind VARCHAR, step INTEGER,
+            sample_index INTEGER, seed BIGINT, policy_id VARCHAR, prefix_len INTEGER, num_steps INTEGER,
+            outcome_reward DOUBLE, success BOOLEAN, actions JSON, data JSON,
+            created_at TIMESTAMP DEFAULT current_timestamp)""",
+        "One Monte Carlo continuation (stored the moment it ends); `actions` are those after the prefix.",
+    ),
+    "reflections": (
+        """CREATE TABLE IF NOT EXISTS reflections (
+            key VARCHAR PRIMARY KEY, task_id VARCHAR, step INTEGER, backend VARCHAR, model VARCHAR,
+            prompt VARCHAR, raw_response VARCHAR, thought VARCHAR, status VARCHAR, attempts INTEGER,
+            created_at TIMESTAMP DEFAULT current_timestamp)""",
+        "Reflective thoughts for first deviations, with prompt and raw response; status ok or failed.",
+    ),
+    "deviations": (
+        """CREATE TABLE IF NOT EXISTS deviations (
+            task_id VARCHAR, step INTEGER, expert_action VARCHAR, proposed_thought VARCHAR,
+            proposed_action VARCHAR, reward_proposal DOUBLE, reward_expert_prev DOUBLE, delta DOUBLE,
+            deviated BOOLEAN, first BOOLEAN, policy_id VARCHAR, PRIMARY KEY (task_id, step))""",
+        "Verdicts of the last build (derived, cheap): one row per judged proposal under the recipe's delta.",
+    ),
     "import_errors": (
         """CREATE TABLE IF NOT EXISTS import_errors (
             source VARCHAR, record_index INTEGER, record_id VARCHAR, error VARCHAR,
@@ -78,6 +114,44 @@ TABLES: dict[str, tuple[str, str]] = {
         "Malformed records of imported expert files, by index; they are skipped, never dropped silently.",
     ),
 }
+
+
+# name -> (SQL, one-line documentation); created after the tables
+VIEWS: dict[str, tuple[str, str]] = {
+    "step_rewards": (
+        """CREATE OR REPLACE VIEW step_rewards AS
+           SELECT p.task_id, p.kind, p.step, p.prefix_len, p.action, p.policy_id, count(r.key) AS n,
+                  coalesce(sum(r.success::INTEGER), 0) AS successes, avg(r.outcome_reward) AS reward,
+                  p.key AS score_key
+           FROM scored_prefixes p LEFT JOIN rollouts r ON r.score_key = p.key
+           GROUP BY ALL""",
+        "Monte Carlo step reward per scored prefix: n rollouts, successes, mean outcome.",
+    ),
+    "expert_step_rewards": (
+        """CREATE OR REPLACE VIEW expert_step_rewards AS
+           SELECT s.*, t.num_steps - s.step AS steps_remaining
+           FROM step_rewards s
+           JOIN (SELECT task_id, max(step) AS num_steps FROM scored_prefixes WHERE kind = 'expert'
+                 GROUP BY task_id) t USING (task_id)
+           WHERE s.kind = 'expert'""",
+        "Step rewards of expert prefixes with steps remaining to completion (the paper's Figure 3).",
+    ),
+    "calibrations": (
+        """CREATE OR REPLACE VIEW calibrations AS
+           SELECT d.*, r.thought AS reflection, r.status AS reflection_status, r.backend AS reflection_backend
+           FROM deviations d LEFT JOIN reflections r ON r.task_id = d.task_id AND r.step = d.step
+           WHERE d.first""",
+        "First deviations with their reflections: what Dc is built from.",
+    ),
+}
+
+
+def tables_markdown() -> str:
+    """The README's table of tables and views (a test keeps the README in sync with this)."""
+    lines = ["| table or view | what it holds |", "|---|---|"]
+    lines += [f"| `{name}` | {doc} |" for name, (_, doc) in TABLES.items()]
+    lines += [f"| `{name}` (view) | {doc} |" for name, (_, doc) in VIEWS.items()]
+    return "\n".join(lines)
 
 
 class Cache:
@@ -98,6 +172,8 @@ class Cache:
         self._last_flush = time.monotonic()
         if not read_only:
             for ddl, _ in TABLES.values():
+                self.con.execute(ddl)
+            for ddl, _ in VIEWS.values():
                 self.con.execute(ddl)
             self.set_meta("cache_format", CACHE_FORMAT)
 
@@ -250,6 +326,28 @@ class Cache:
             self.con.executemany(
                 "INSERT INTO import_errors VALUES (?, ?, ?, ?)", [[source, i, rid, err] for i, rid, err in errors]
             )
+
+    def put_rows(self, table: str, rows: list[dict]) -> None:
+        """Buffered insert of plain rows (committed with the next flush)."""
+        self._add(table, rows)
+        self._maybe_flush()
+
+    def replace_rows(self, table: str, rows: list[dict], where: str = "TRUE", params: list | None = None) -> None:
+        """Delete what ``where`` selects and insert ``rows``, in one transaction (derived tables)."""
+        self.flush()
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            self.con.execute(f"DELETE FROM {table} WHERE {where}", params or [])
+            if rows:
+                data = pa.Table.from_pylist(rows)
+                cols = ", ".join(data.column_names)
+                self.con.register("_replace_rows", data)
+                self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _replace_rows")
+                self.con.unregister("_replace_rows")
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         try:

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .envs.catalog import FOLD_SIZES, validate_game_params
+from .recipe_engine import DeviationSpec, ProposalSpec, ReflectionSpec, RewardSpec, RolloutSpec
 
 
 class RecipeError(Exception):
@@ -127,7 +128,7 @@ class OutputSpec(_Section):
     private: bool = True
 
 
-DatasetName = Literal["expert"]
+DatasetName = Literal["expert", "dc", "de", "ds"]
 
 
 class Recipe(_Section):
@@ -139,9 +140,19 @@ class Recipe(_Section):
     prompt: PromptSpec = Field(default_factory=PromptSpec)
     datasets: list[DatasetName] = Field(default_factory=lambda: ["expert"])
     output: OutputSpec = Field(default_factory=OutputSpec)
+    # the STeCa engine (read only when datasets include dc, de or ds)
+    rollouts: RolloutSpec = Field(default_factory=RolloutSpec)
+    proposals: ProposalSpec = Field(default_factory=ProposalSpec)
+    deviation: DeviationSpec = Field(default_factory=DeviationSpec)
+    reflection: ReflectionSpec = Field(default_factory=ReflectionSpec)
+    reward: RewardSpec = Field(default_factory=RewardSpec)
 
     # Where the recipe was read from; not part of the recipe's content or hash.
     source_path: Path | None = Field(None, exclude=True)
+
+    @property
+    def uses_engine(self) -> bool:
+        return any(name in self.datasets for name in ("dc", "de", "ds"))
 
     @property
     def build_dir(self) -> Path:

@@ -53,6 +53,8 @@ class BuildContext:
         self.reporter = reporter
         self.retry_failed = retry_failed
         self._backend: EnvBackend | None = None
+        self.agent = None  # set by the base-agent stage: .policy_id (cheap) and .policy (loaded on use)
+        self.engine = None  # shared engine state (stages.engine.Engine), made on first use
         self._units_done = 0
         kill_after = os.environ.get(KILL_AFTER_ENV)
         self._kill_after = int(kill_after) if kill_after else None

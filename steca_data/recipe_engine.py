@@ -1,0 +1,72 @@
+"""Recipe sections for the STeCa data engine: rollouts, proposals, deviation, reflection, reward weights.
+
+Each field names the stage that reads it; unit keys hash exactly those fields, so changing delta, eta or
+the distance re-assembles datasets without recomputing a single rollout.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RolloutSpec(_Section):
+    """Monte Carlo step rewards: N continuations sampled from each scored prefix (read by: rollouts)."""
+
+    n: int = Field(5, ge=1, le=256, description="Rollouts per scored prefix (paper: 5).")
+    temperature: float = Field(1.0, gt=0.0, le=2.0, description="Sampling temperature of rollouts (paper: 1.0).")
+    max_steps: int | None = Field(None, gt=0, le=1000, description="Episode cap, prefix included; default env.max_steps.")
+    tasks: int | None = Field(None, gt=0, description="Explore only the first N train tasks (cost control).")
+    scope: Literal["all_steps", "until_first_deviation"] = Field(
+        "all_steps",
+        description="all_steps scores every expert step (a delta change never needs new rollouts); "
+        "until_first_deviation stops each task at its first deviation (cheaper; a larger delta may need more).",
+    )
+    explorations: int | None = Field(
+        None, ge=1, le=256, description="Episodes from scratch per task for De/Ds; default n (they double as V(s0))."
+    )
+    seed: int = 0
+
+
+class ProposalSpec(_Section):
+    """The base agent's own next action from each expert prefix (read by: proposals)."""
+
+    temperature: float = Field(0.0, ge=0.0, le=2.0, description="0: greedy, the agent's most likely action.")
+
+
+class DeviationSpec(_Section):
+    """A proposal is deviated when r(proposal) - r(previous expert step) < delta (read by: assembly only)."""
+
+    delta: float = Field(0.0, ge=-1.0, le=1.0)
+
+
+class ReflectionSpec(_Section):
+    """Who writes the reflective thought for a deviated step (read by: reflections)."""
+
+    backend: Literal["template", "openai", "self"] = "template"
+    model: str = "gpt-4o"
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    max_retries: int = Field(3, ge=0, le=20)
+    timeout_s: float = Field(60.0, gt=0)
+    max_concurrency: int = Field(8, ge=1, le=256)
+
+
+class RewardSpec(_Section):
+    """Reward weights from nDTW deviation distance (read by: assembly only)."""
+
+    eta: float = Field(0.01, ge=0.0, le=10.0, description="Paper: 1 for VirtualHome, 0.01 for ALFWorld.")
+    distance: Literal["exact", "edit", "embedding"] = "exact"
+    embedding_model: str | None = Field(None, description="Local HF encoder dir for distance 'embedding'.")
+
+    @model_validator(mode="after")
+    def _embedding_needs_model(self) -> RewardSpec:
+        if self.distance == "embedding" and not self.embedding_model:
+            raise ValueError("embedding_model: required when distance is 'embedding'")
+        return self
