@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .envs.catalog import FOLD_SIZES, validate_game_params
+from .recipe_agent import EvalSpec, ModelSpec, PolicySpec, SFTSpec
 
 
 class RecipeError(Exception):
@@ -117,6 +118,9 @@ class ExpertSpec(_Section):
 
 class PromptSpec(_Section):
     include_example: bool = Field(True, description="Put the in-context example trajectory in the system prompt.")
+    history: int | None = Field(
+        None, ge=0, description="Keep the task and only the last N observations (training and inference); None: all."
+    )
 
 
 class OutputSpec(_Section):
@@ -139,6 +143,10 @@ class Recipe(_Section):
     prompt: PromptSpec = Field(default_factory=PromptSpec)
     datasets: list[DatasetName] = Field(default_factory=lambda: ["expert"])
     output: OutputSpec = Field(default_factory=OutputSpec)
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    policy: PolicySpec = Field(default_factory=PolicySpec)
+    sft: SFTSpec = Field(default_factory=SFTSpec)
+    eval: EvalSpec = Field(default_factory=EvalSpec)
 
     # Where the recipe was read from; not part of the recipe's content or hash.
     source_path: Path | None = Field(None, exclude=True)
@@ -163,7 +171,8 @@ class Recipe(_Section):
 
     def fingerprint(self) -> str:
         """Hash of everything that shapes the data (not where it is written, nor the description)."""
-        content = {k: v for k, v in self.content().items() if k not in ("output", "description")}
+        skip = ("output", "description", "model", "sft", "eval")  # agent training/eval settings shape no data
+        content = {k: v for k, v in self.content().items() if k not in skip}
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
 
