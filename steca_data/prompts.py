@@ -12,7 +12,7 @@ from functools import cache
 from importlib import resources
 
 from .react import format_observation, format_turn
-from .schemas import ChatMessage, Trajectory
+from .schemas import ChatMessage, Step, Trajectory
 
 PROMPT_VERSIONS = {"textworld_express": "twx-v1", "alfworld": "alfworld-v1"}
 
@@ -111,3 +111,64 @@ def render_messages(trajectory: Trajectory, include_example: bool = True, loss_f
         if i < len(trajectory.steps) - 1:
             messages.append(ChatMessage(role="user", content=format_observation(step.observation)))
     return messages
+
+
+def history_messages(
+    env: str,
+    game: str,
+    instruction: str,
+    initial_observation: str,
+    steps: list[Step],
+    include_example: bool = True,
+) -> list[ChatMessage]:
+    """The full conversation of an episode in progress, ending with the latest observation (a prompt)."""
+    messages = [
+        ChatMessage(role="system", content=system_prompt(env, game, include_example)),
+        ChatMessage(role="user", content=f"Task: {instruction}\n{format_observation(initial_observation)}"),
+    ]
+    for step in steps:
+        messages.append(ChatMessage(role="assistant", content=format_turn(step.thought, step.action)))
+        messages.append(ChatMessage(role="user", content=format_observation(step.observation)))
+    return messages
+
+
+# ------------------------------------------------------------------------------------------ history window
+
+
+def window_messages(messages: list[ChatMessage], history: int | None) -> list[ChatMessage]:
+    """THE history window, shared by training and inference so the model is trained on what it will see.
+
+    Keeps the system prompt, the task message (instruction + first observation) and the last ``history``
+    exchanges (an assistant turn + the observation answering it). A prompt for inference ends with an
+    observation; a training window ends with the assistant turn being learnt, which sees exactly the
+    context it would see at inference. ``history=None`` keeps everything.
+    """
+    if history is None:
+        return list(messages)
+    head, body = messages[:2], messages[2:]
+    target = body[-1:] if body and body[-1].role == "assistant" else []
+    pairs = body[: len(body) - len(target)]  # (assistant, observation) pairs
+    keep = pairs[max(0, len(pairs) - 2 * history) :] if history else []
+    return head + keep + target
+
+
+def training_windows(messages: list[ChatMessage], history: int | None) -> list[list[ChatMessage]]:
+    """Cut a training row into windows such that every loss-bearing assistant turn is learnt exactly once.
+
+    Each window ends at an assistant turn and, through ``window_messages``, holds the ``history`` turns
+    before it; all loss-bearing assistant turns inside a window keep their loss (far more signal per FLOP
+    than loss on the last turn only), and windows do not overlap in their loss turns. Turns without loss
+    (context, partial masking) stay as context. Returns the windows in trajectory order.
+    """
+    if history is None:
+        return [list(messages)] if any(m.loss for m in messages) else []
+    assistant = [i for i, m in enumerate(messages) if m.role == "assistant"]
+    windows: list[list[ChatMessage]] = []
+    j = len(assistant) - 1
+    while j >= 0:
+        if not messages[assistant[j]].loss:
+            j -= 1
+            continue
+        windows.append(window_messages(messages[: assistant[j] + 1], history))
+        j -= history + 1
+    return windows[::-1]

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .envs.catalog import FOLD_SIZES, validate_game_params
+from .recipe_agent import EvalSpec, ModelSpec, PolicySpec, SFTSpec
 from .recipe_engine import DeviationSpec, ProposalSpec, ReflectionSpec, RewardSpec, RolloutSpec
 
 
@@ -118,6 +119,9 @@ class ExpertSpec(_Section):
 
 class PromptSpec(_Section):
     include_example: bool = Field(True, description="Put the in-context example trajectory in the system prompt.")
+    history: int | None = Field(
+        None, ge=0, description="Keep the task and only the last N observations (training and inference); None: all."
+    )
 
 
 class OutputSpec(_Section):
@@ -140,6 +144,11 @@ class Recipe(_Section):
     prompt: PromptSpec = Field(default_factory=PromptSpec)
     datasets: list[DatasetName] = Field(default_factory=lambda: ["expert"])
     output: OutputSpec = Field(default_factory=OutputSpec)
+    # the base agent: a model to make (model, sft) or to load, how it plays (policy), how it is judged (eval)
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    policy: PolicySpec = Field(default_factory=PolicySpec)
+    sft: SFTSpec = Field(default_factory=SFTSpec)
+    eval: EvalSpec = Field(default_factory=EvalSpec)
     # the STeCa engine (read only when datasets include dc, de or ds)
     rollouts: RolloutSpec = Field(default_factory=RolloutSpec)
     proposals: ProposalSpec = Field(default_factory=ProposalSpec)
@@ -174,7 +183,8 @@ class Recipe(_Section):
 
     def fingerprint(self) -> str:
         """Hash of everything that shapes the data (not where it is written, nor the description)."""
-        content = {k: v for k, v in self.content().items() if k not in ("output", "description")}
+        skip = ("output", "description", "model", "sft", "eval")  # agent training/eval settings shape no data
+        content = {k: v for k, v in self.content().items() if k not in skip}
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
 

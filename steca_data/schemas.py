@@ -61,6 +61,9 @@ class Trajectory(_Model):
         default=None, description="Whether the Action span was restricted to admissible actions."
     )
     thought_source: str | None = Field(default=None, description="template / openai:<model> / policy / file")
+    unparsable_actions: int | None = Field(
+        default=None, description="Policy replies without a parsable Action (sent to the env as invalid actions)."
+    )
 
 
 class Rollout(_Model):

@@ -1,10 +1,48 @@
-"""``steca-train``: train and evaluate agents on steca-data builds."""
+"""``steca-train``: make a tiny model, fine-tune it on steca-data builds, and evaluate agents."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import typer
+from rich.console import Console
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+err = Console(stderr=True)
+
+RecipeOption = typer.Option(..., "--recipe", "-r", help="Recipe YAML file.")
+SetOption = typer.Option([], "--set", help="Override a recipe field: --set sft.lr=1e-3 (repeatable).")
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _recipe(path: Path, overrides: list[str]):
+    from steca_data.recipe import RecipeError, load_recipe
+
+    try:
+        return load_recipe(path, overrides)
+    except RecipeError as exc:
+        for line in exc.lines:
+            err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def _quiet_hf() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
+def _paths(r):
+    from .paths import RecipePaths
+
+    return RecipePaths(r)
 
 
 @app.command()
@@ -13,6 +51,186 @@ def version() -> None:
     from steca_data import __version__
 
     typer.echo(__version__)
+
+
+@app.command("init-model")
+def init_model_cmd(
+    recipe: Path = RecipeOption,
+    out: Path | None = typer.Option(None, "--out", help="Output dir (default: model.out or <build>/models/init)."),
+    set_: list[str] = SetOption,
+) -> None:
+    """Train a byte-level BPE tokenizer on the built corpus and write a tiny Llama sized by `model:`."""
+    r = _recipe(recipe, set_)
+    _quiet_hf()
+    from .init_model import corpus_texts, init_model
+
+    paths = _paths(r)
+    target = out or paths.init_model
+    if not paths.dataset.is_dir():
+        _fail(f"no built dataset at {paths.dataset}: run `steca-data build {recipe}` first")
+    texts = corpus_texts(paths.dataset, r.sft.datasets)
+    try:
+        vocab, n_params = init_model(r.model, texts, target)
+    except ValueError as exc:
+        _fail(str(exc))
+    err.print(f"[green]wrote[/green] {target}: vocab {vocab}, {n_params / 1e6:.2f} M parameters")
+
+
+@app.command()
+def sft(
+    recipe: Path = RecipeOption,
+    model: Path | None = typer.Option(None, "--model", help="Start from this model (default: sft.init / model.*)."),
+    out: Path | None = typer.Option(None, "--out", help="Output dir (default: sft.out or <build>/models/sft)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from <out>/checkpoint."),
+    set_: list[str] = SetOption,
+) -> None:
+    """Supervised fine-tuning (weighted NLL on assistant turns) on the recipe's built datasets."""
+    r = _recipe(recipe, set_)
+    _quiet_hf()
+    from transformers import AutoTokenizer
+
+    from steca_data.progress import Reporter
+
+    from .data import load_rows, rows_to_examples
+    from .trainer import plan_steps, train
+
+    paths = _paths(r)
+    init = model or paths.sft_init
+    target = out or paths.sft_out
+    if not (init / "config.json").is_file():
+        _fail(f"no model at {init}: run `steca-train init-model --recipe {recipe}` or pass --model")
+    if r.sft.threads:
+        import torch
+
+        torch.set_num_threads(r.sft.threads)
+    data = paths.sft_data
+    try:
+        rows = load_rows(data, r.sft.datasets)
+    except (FileNotFoundError, KeyError) as exc:
+        _fail(str(exc).strip("'\""))
+    tokenizer = AutoTokenizer.from_pretrained(str(init))
+    examples, truncated = rows_to_examples(rows, tokenizer, r.prompt.history, r.sft.max_seq_len)
+    if not examples:
+        _fail(f"no trainable windows in {data} ({', '.join(r.sft.datasets)}): no assistant turn bears loss")
+    n_tokens = sum(len(e.input_ids) for e in examples)
+    err.print(
+        f"{len(rows)} rows → {len(examples)} windows, {n_tokens} tokens"
+        + (f" ({truncated} cut to {r.sft.max_seq_len} tokens)" if truncated else "")
+    )
+    n_steps = plan_steps(r.sft, examples)
+    with Reporter(console=err).track("sft", n_steps, "steps") as advance:
+        done = [0]
+
+        def progress(step: int, total: int, loss: float) -> None:
+            advance(step - done[0])
+            done[0] = step
+
+        result = train(
+            r.sft, init, examples, target, tokenizer, resume=resume, progress=progress, pad_id=tokenizer.pad_token_id
+        )
+    err.print(
+        f"[green]trained[/green] {result.steps} steps in {result.seconds:.0f}s "
+        f"({result.tokens / max(result.seconds, 1e-9):.0f} tok/s), final loss {result.final_loss:.3f} → {target}"
+        + (" [yellow](stopped at the time budget)[/yellow]" if result.stopped_early else "")
+    )
+
+
+@app.command("eval")
+def eval_cmd(
+    recipe: Path = RecipeOption,
+    model: str | None = typer.Option(None, "--model", help="Model dir (or served name for policy.backend openai)."),
+    split: str = typer.Option("all", "--split", help="seen | unseen | all (eval.splits) | any split of the recipe."),
+    samples: int | None = typer.Option(None, "--samples", help="Sampled episodes per task (default eval.samples)."),
+    temperature: float | None = typer.Option(None, "--temperature", help="Sampling temperature (eval.temperature)."),
+    greedy: bool | None = typer.Option(None, "--greedy/--no-greedy", help="Also run greedy (default eval.greedy)."),
+    policy: str | None = typer.Option(None, "--policy", help="random: the uniform-admissible-action floor."),
+    limit: int | None = typer.Option(None, "--limit", help="First N tasks of each split (default eval.limit)."),
+    out: Path | None = typer.Option(None, "--out", help="JSON report path (default <model or build>/eval/...)."),
+    set_: list[str] = SetOption,
+) -> None:
+    """Play held-out tasks; report average final reward and success (95 % CIs); store every episode."""
+    import json
+    import time
+
+    r = _recipe(recipe, set_)
+    if policy not in (None, "random"):
+        _fail(f"--policy must be 'random' (got {policy!r}); models are chosen with --model / policy.backend", 2)
+    spec = r.policy.model_copy(update={"backend": "random"}) if policy == "random" else r.policy
+    name = model or spec.model
+    if spec.backend in ("transformers", "vllm"):
+        name = name or str(_paths(r).sft_out)
+        if not (Path(name) / "config.json").is_file() and not (Path(name) / "adapter_config.json").is_file():
+            _fail(f"--model {name}: not a model directory (train one with `steca-train sft` or pass --model)", 2)
+    splits = r.eval.splits if split == "all" else [split]
+    unknown = [s for s in splits if s not in r.env.splits]
+    if unknown:
+        _fail(f"{recipe}: split {unknown[0]!r} is not in env.splits ({', '.join(r.env.splits)})", 2)
+    if samples is not None and samples < 0 or temperature is not None and temperature <= 0:
+        _fail("--samples must be >= 0 and --temperature > 0", 2)
+    _quiet_hf()
+    from steca_data.policies.factory import make_policy, sampling_params
+    from steca_data.progress import Reporter
+
+    from .evaluate import eval_modes, evaluate, report
+
+    try:
+        agent = make_policy(spec, name)
+    except (ImportError, ValueError, FileNotFoundError) as exc:
+        _fail(str(exc), 2)
+    modes = eval_modes(
+        spec.backend == "random",
+        r.eval.greedy if greedy is None else greedy,
+        r.eval.samples if samples is None else samples,
+        r.eval.temperature if temperature is None else temperature,
+        sampling_params(spec, seed=r.eval.seed),
+    )
+    if not modes:
+        _fail("nothing to evaluate: --no-greedy with --samples 0", 2)
+    max_steps = r.eval.max_steps or r.env.max_steps
+    start = time.monotonic()
+    results = evaluate(r, agent, splits, modes, max_steps, limit or r.eval.limit, r.eval.seed, Reporter(console=err))
+    doc = report(r, name, agent, modes, max_steps, results, time.monotonic() - start)
+    if out is None:
+        base = Path(name) / "eval" if spec.backend in ("transformers", "vllm") else _paths(r).eval_dir
+        out = base / f"{r.name}-{spec.backend if spec.backend == 'random' else 'model'}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=1))
+    _print_results(results, doc)
+    err.print(f"report: {out}; episodes in {r.cache_path} (source 'eval', policy_id '{agent.policy_id}')")
+
+
+def _print_results(results, doc) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{doc['recipe']} · {doc['policy_id']} · {doc['prompt_version']} · ≤{doc['max_steps']} steps")
+    for col in ("split", "mode", "episodes", "avg reward [95% CI]", "success [95% CI]", "steps", "invalid", "unparsed"):
+        table.add_column(col, justify="left" if col in ("split", "mode") else "right")
+    for x in results:
+        table.add_row(
+            x.split,
+            x.mode,
+            str(x.episodes),
+            f"{x.avg_reward:.3f} [{x.avg_reward_ci95[0]:.2f}, {x.avg_reward_ci95[1]:.2f}]",
+            f"{x.success_rate:.0%} [{x.success_ci95[0]:.0%}, {x.success_ci95[1]:.0%}]",
+            f"{x.avg_steps:.1f}",
+            f"{x.invalid_action_rate:.0%}",
+            str(x.unparsable_replies),
+        )
+    Console().print(table)
+
+
+@app.command()
+def merge(
+    adapter: Path = typer.Argument(..., help="A LoRA adapter dir written by `sft` with sft.lora set."),
+    out: Path = typer.Option(..., "--out", help="Where to write the merged full model."),
+) -> None:
+    """Fold a LoRA adapter into its base model (a plain checkpoint for eval or vLLM)."""
+    _quiet_hf()
+    from .trainer import merge_lora
+
+    if not (adapter / "adapter_config.json").is_file():
+        _fail(f"{adapter}: no adapter_config.json (not a LoRA adapter)")
+    err.print(f"[green]merged[/green] → {merge_lora(adapter, out)}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,80 @@
+"""Constrained actions: the thought runs free, the ``Action:`` span must spell an admissible action.
+
+A token trie over the admissible actions (each followed by end-of-turn) drives transformers'
+``prefix_allowed_tokens_fn``. Tiny models trained on one object pool write object names memorised from
+it on unseen tasks; restricting the action span to what the environment accepts fixes that (NOTES).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+TRIGGER = "Action:"
+
+
+@dataclass
+class TrieNode:
+    children: dict[int, TrieNode] = field(default_factory=dict)
+    terminal: bool = False
+
+
+def action_token_ids(tokenizer, action: str) -> list[int]:
+    """Tokens of ``action`` as they follow ``Action:`` in a reply (leading space included).
+
+    Tokenised in context and diffed, so tokenizers that merge across the boundary differently from a
+    standalone encoding (SentencePiece's leading '▁') still get the right ids.
+    """
+    head = tokenizer.encode(TRIGGER, add_special_tokens=False)
+    full = tokenizer.encode(f"{TRIGGER} {action}", add_special_tokens=False)
+    if full[: len(head)] == head:
+        return full[len(head) :]
+    return tokenizer.encode(f" {action}", add_special_tokens=False)
+
+
+def build_trie(tokenizer, actions: list[str], end_id: int) -> TrieNode:
+    root = TrieNode()
+    for action in actions:
+        node = root
+        for tok in [*action_token_ids(tokenizer, action), end_id]:
+            node = node.children.setdefault(tok, TrieNode())
+        node.terminal = True
+    return root
+
+
+class ActionConstraint:
+    """``prefix_allowed_tokens_fn`` for one batch: free text until ``Action:``, then the row's trie.
+
+    State is kept per row and advanced incrementally (one decode of the new tokens per step), so the
+    cost stays linear in the reply length.
+    """
+
+    def __init__(self, tokenizer, admissible: list[list[str]], prompt_len: int, end_id: int, vocab: int):
+        self.tokenizer = tokenizer
+        self.prompt_len = prompt_len
+        self.end_id = end_id
+        self.all_tokens = list(range(vocab))
+        self.tries = [build_trie(tokenizer, acts, end_id) if acts else None for acts in admissible]
+        self.state: list[dict] = [{"mode": "free", "seen": 0, "node": None, "pos": 0} for _ in admissible]
+
+    def __call__(self, batch_id: int, sent) -> list[int]:
+        trie, st = self.tries[batch_id], self.state[batch_id]
+        if trie is None or st["mode"] == "off":
+            return self.all_tokens
+        gen = sent[self.prompt_len :].tolist()
+        if st["mode"] == "free":
+            if len(gen) > st["seen"]:
+                # decode the whole reply so characters split over several tokens come out right
+                text = self.tokenizer.decode(gen, skip_special_tokens=True)
+                st["seen"] = len(gen)
+                if text.endswith(TRIGGER):
+                    st.update(mode="action", node=trie, pos=len(gen))
+            if st["mode"] == "free":
+                return self.all_tokens
+        node = st["node"]
+        for tok in gen[st["pos"] :]:
+            node = node.children.get(tok) if node is not None else None
+        if node is None:  # fell off the trie (only if another processor forced a token): stop constraining
+            st["mode"] = "off"
+            return self.all_tokens
+        st["node"], st["pos"] = node, len(gen)
+        return list(node.children) or [self.end_id]

@@ -1,0 +1,46 @@
+"""Build the policy a recipe's ``policy`` section names (importing only that backend)."""
+
+from __future__ import annotations
+
+from .base import Policy, SamplingParams
+
+
+def make_policy(spec, model: str | None = None) -> Policy:
+    """``model`` (a path or served name) overrides ``spec.model``; ``backend: random`` needs neither."""
+    name = model or spec.model
+    if spec.backend == "random":
+        from .random_policy import RandomPolicy
+
+        return RandomPolicy()
+    if spec.backend == "openai":
+        from .openai_policy import OpenAIPolicy
+
+        return OpenAIPolicy.from_spec(spec.model_copy(update={"model": name}))
+    if not name:
+        raise ValueError(f"policy.model: a model path is required for backend {spec.backend!r}")
+    if spec.backend == "vllm":
+        from .vllm_policy import VLLMPolicy
+
+        return VLLMPolicy(name, dtype=spec.dtype)
+    from .transformers_policy import TransformersPolicy
+
+    return TransformersPolicy(
+        name,
+        device=spec.device,
+        dtype=spec.dtype,
+        batch_size=spec.batch_size,
+        prefix_cache=spec.prefix_cache,
+        threads=spec.threads,
+    )
+
+
+def sampling_params(spec, temperature: float | None = None, seed: int | None = None) -> SamplingParams:
+    """Decoding settings from the recipe; evaluation passes temperature 0 for greedy."""
+    constrained = spec.constrained and spec.backend in ("transformers", "vllm")
+    return SamplingParams(
+        temperature=spec.temperature if temperature is None else temperature,
+        top_p=spec.top_p,
+        max_new_tokens=spec.max_new_tokens,
+        constrained=constrained,
+        seed=seed,
+    )

@@ -1,0 +1,115 @@
+"""Recipe sections for the agent side: the tiny model to create, the policy backend, SFT and evaluation.
+
+They live apart from ``recipe`` so the data-building sections stay readable; ``Recipe`` only declares the
+fields. None of them shapes the expert data, so they are left out of the recipe's data fingerprint.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSpec(_Section):
+    """A small Llama-style model built from scratch (``steca-train init-model``), or an existing checkpoint."""
+
+    path: str | None = Field(None, description="Existing local HF causal-LM directory; skips init-model when set.")
+    out: str | None = Field(None, description="Where init-model writes; default <build dir>/models/init.")
+    vocab_size: int = Field(1024, ge=300, le=262144, description="Target size of the byte-level BPE vocabulary.")
+    hidden_size: int = Field(128, ge=16, le=16384)
+    num_layers: int = Field(4, ge=1, le=128)
+    num_heads: int = Field(4, ge=1, le=256)
+    num_kv_heads: int | None = Field(None, ge=1, le=256, description="Grouped-query heads; default num_heads.")
+    intermediate_size: int = Field(352, ge=16, le=65536)
+    max_positions: int = Field(1024, ge=64, le=131072)
+    tie_embeddings: bool = True
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> ModelSpec:
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"num_heads: must divide hidden_size {self.hidden_size} (got {self.num_heads})")
+        kv = self.num_kv_heads or self.num_heads
+        if self.num_heads % kv:
+            raise ValueError(f"num_kv_heads: must divide num_heads {self.num_heads} (got {kv})")
+        return self
+
+
+class PolicySpec(_Section):
+    """Which backend plays the agent (evaluation, rollouts, explorations) and how it decodes."""
+
+    backend: Literal["transformers", "openai", "vllm", "random"] = "transformers"
+    model: str | None = Field(None, description="Local model dir (transformers/vllm) or served model name (openai).")
+    base_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1.")
+    api_key_env: str = "OPENAI_API_KEY"
+    temperature: float = Field(1.0, ge=0.0, le=2.0, description="Sampling temperature for Monte Carlo rollouts.")
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    constrained: bool = Field(True, description="Restrict the Action span to the admissible actions.")
+    max_new_tokens: int = Field(64, ge=1, le=8192)
+    batch_size: int = Field(64, ge=1, le=4096, description="Prompts per generate call (episodes in lock-step).")
+    prefix_cache: bool = Field(True, description="Reuse the KV cache of a prompt prefix shared by the batch.")
+    max_concurrency: int = Field(8, ge=1, le=512, description="Parallel HTTP requests (openai backend).")
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(4, ge=0, le=20)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    threads: int | None = Field(None, ge=1, le=256, description="torch CPU threads; default leave as is.")
+
+    @model_validator(mode="after")
+    def _needs_endpoint(self) -> PolicySpec:
+        if self.backend == "openai" and not self.base_url:
+            raise ValueError("base_url: required when backend is 'openai'")
+        if self.backend == "openai" and not self.model:
+            raise ValueError("model: required when backend is 'openai' (the served model name)")
+        return self
+
+
+class LoRASpec(_Section):
+    r: int = Field(16, ge=1, le=1024)
+    alpha: float = Field(32.0, gt=0)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+class SFTSpec(_Section):
+    """Supervised fine-tuning: weighted NLL on assistant turns (the same loop runs STeCa's objective)."""
+
+    datasets: list[str] = Field(default_factory=lambda: ["expert"], description="DatasetDict keys to train on.")
+    data: str | None = Field(None, description="Dataset dir (save_to_disk); default <build dir>/dataset.")
+    init: str | None = Field(None, description="Model to start from; default model.path or model.out.")
+    out: str | None = Field(None, description="Output dir; default <build dir>/models/sft.")
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int | None = Field(None, gt=0, description="Optimizer steps; overrides epochs.")
+    time_budget_s: float | None = Field(None, gt=0, description="Stop (and save) after this much training time.")
+    lr: float = Field(3e-3, gt=0, lt=1)
+    min_lr_ratio: float = Field(0.1, ge=0, le=1)
+    warmup_steps: int = Field(30, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    grad_clip: float = Field(1.0, ge=0)
+    batch_tokens: int = Field(4096, ge=64, description="Padded tokens per micro-batch.")
+    grad_accum: int = Field(1, ge=1, le=1024)
+    max_seq_len: int = Field(768, ge=32)
+    lora: LoRASpec | None = Field(None, description="Train a LoRA adapter instead of the full model.")
+    threads: int | None = Field(None, ge=1, le=256)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    bf16: Literal["auto", "on", "off"] = Field("auto", description="auto: bf16 autocast only on CUDA with bf16.")
+    seed: int = 0
+    log_every: int = Field(10, ge=1)
+    save_every: int = Field(200, ge=1, description="Checkpoint (for --resume) every N optimizer steps.")
+
+
+class EvalSpec(_Section):
+    """Evaluation: greedy (as in the paper) and optionally k samples per task at a temperature."""
+
+    splits: list[str] = Field(default_factory=lambda: ["seen", "unseen"])
+    max_steps: int | None = Field(None, gt=0, le=1000, description="Step cap; default env.max_steps.")
+    limit: int | None = Field(None, gt=0, description="Evaluate only the first N tasks of each split.")
+    greedy: bool = True
+    samples: int = Field(0, ge=0, le=1000, description="Sampled episodes per task (0: greedy only).")
+    temperature: float = Field(1.0, gt=0.0, le=2.0)
+    seed: int = 0
