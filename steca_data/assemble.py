@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from .cache import unit_key
 from .prompts import PROMPT_VERSIONS, render_messages
 from .recipe import Recipe
-from .cache import unit_key
 from .schemas import CalibrationRow, ExpertRow, ExpertSubRow, ExploredRow, Provenance, Step, Trajectory
 
 
@@ -32,22 +32,40 @@ def expert_rows(recipe: Recipe, trajectories: dict[str, Trajectory]) -> list[dic
 
 
 # ------------------------------------------------------------------------------------------------ engine
-def _provenance(recipe: Recipe, traj: Trajectory, step: int | None, trajectory_ids: list[str],
-                rollout_ids: list[str]) -> Provenance:
-    return Provenance(task_id=traj.task.task_id, split=traj.task.split, step=step, trajectory_ids=trajectory_ids,
-                      rollout_ids=rollout_ids, recipe_hash=recipe.fingerprint(),
-                      prompt_version=PROMPT_VERSIONS.get(traj.task.env, "custom"))
+def _provenance(
+    recipe: Recipe, traj: Trajectory, step: int | None, trajectory_ids: list[str], rollout_ids: list[str]
+) -> Provenance:
+    return Provenance(
+        task_id=traj.task.task_id,
+        split=traj.task.split,
+        step=step,
+        trajectory_ids=trajectory_ids,
+        rollout_ids=rollout_ids,
+        recipe_hash=recipe.fingerprint(),
+        prompt_version=PROMPT_VERSIONS.get(traj.task.env, "custom"),
+    )
 
 
 def deviation_rows(engine) -> list[dict]:
     """The verdicts of this build, for the derived ``deviations`` table."""
     delta = engine.recipe.deviation.delta
-    return [{
-        "task_id": task_id, "step": v.step, "expert_action": v.expert_action, "proposed_thought": v.proposed_thought,
-        "proposed_action": v.proposed_action, "reward_proposal": v.reward_proposal,
-        "reward_expert_prev": v.reward_expert_prev, "delta": delta, "deviated": v.deviated, "first": v.first,
-        "policy_id": engine.policy_id,
-    } for task_id, verdicts in engine.verdicts().items() for v in verdicts]
+    return [
+        {
+            "task_id": task_id,
+            "step": v.step,
+            "expert_action": v.expert_action,
+            "proposed_thought": v.proposed_thought,
+            "proposed_action": v.proposed_action,
+            "reward_proposal": v.reward_proposal,
+            "reward_expert_prev": v.reward_expert_prev,
+            "delta": delta,
+            "deviated": v.deviated,
+            "first": v.first,
+            "policy_id": engine.policy_id,
+        }
+        for task_id, verdicts in engine.verdicts().items()
+        for v in verdicts
+    ]
 
 
 def _explorations(engine) -> dict[str, list[tuple[str, Trajectory]]]:
@@ -77,8 +95,7 @@ def engine_rows(recipe: Recipe, engine) -> dict[str, list[dict]]:
         proposals = engine.proposals()
         prefixes = {(p.walk.task.task_id, p.kind, p.step): p for p in engine.scored_prefixes(proposals)}
         values = engine.values(list(prefixes.values()))
-        reflections = dict(engine.ctx.cache.sql(
-            "SELECT key, thought FROM reflections WHERE status = 'ok'").fetchall())
+        reflections = dict(engine.ctx.cache.sql("SELECT key, thought FROM reflections WHERE status = 'ok'").fetchall())
         for task_id, verdicts in sorted(engine.verdicts().items()):
             first = next((v for v in verdicts if v.first), None)
             if first is None:
@@ -90,11 +107,12 @@ def engine_rows(recipe: Recipe, engine) -> dict[str, list[dict]]:
             if reflection is None or prefix is None or prefix.key not in values:
                 continue
             first_rollout_key = values[prefix.key][2][0]
-            (deviated_data,) = engine.ctx.cache.sql("SELECT data FROM rollouts WHERE key = ?",
-                                                   [first_rollout_key]).fetchone()
+            (deviated_data,) = engine.ctx.cache.sql(
+                "SELECT data FROM rollouts WHERE key = ?", [first_rollout_key]
+            ).fetchone()
             deviated = Trajectory.model_validate_json(deviated_data)
-            e_d = [s.action for s in deviated.steps[t - 1:]]  # (â_t, ê_{t+1:m})
-            e_c = w.actions[t - 1:]  # (a_t, e_{t+1:m})
+            e_d = [s.action for s in deviated.steps[t - 1 :]]  # (â_t, ê_{t+1:m})
+            e_c = w.actions[t - 1 :]  # (a_t, e_{t+1:m})
             d = ndtw(e_c, e_d, dist)
             steps = [
                 *w.expert.steps[: t - 1],
@@ -103,13 +121,18 @@ def engine_rows(recipe: Recipe, engine) -> dict[str, list[dict]]:
                 *w.expert.steps[t:],
             ]
             traj = w.expert.model_copy(update={"steps": steps})
-            out["dc"].append(CalibrationRow(
-                id=unit_key("dc", "1", reflection=engine.reflection_key(w, t, proposal), rollout=first_rollout_key),
-                messages=render_messages(traj, include_example=include, loss_from_step=t),
-                reward_weight=1.0 + eta * d,
-                provenance=_provenance(recipe, w.expert, t, [w.expert.trajectory_id], [first_rollout_key]),
-                deviated_action=proposal["action"], expert_action=w.actions[t - 1], reflection=reflection, distance=d,
-            ).model_dump(mode="json"))
+            out["dc"].append(
+                CalibrationRow(
+                    id=unit_key("dc", "1", reflection=engine.reflection_key(w, t, proposal), rollout=first_rollout_key),
+                    messages=render_messages(traj, include_example=include, loss_from_step=t),
+                    reward_weight=1.0 + eta * d,
+                    provenance=_provenance(recipe, w.expert, t, [w.expert.trajectory_id], [first_rollout_key]),
+                    deviated_action=proposal["action"],
+                    expert_action=w.actions[t - 1],
+                    reflection=reflection,
+                    distance=d,
+                ).model_dump(mode="json")
+            )
 
     if "de" in recipe.datasets or "ds" in recipe.datasets:
         for task_id, episodes in sorted(_explorations(engine).items()):
@@ -120,23 +143,30 @@ def engine_rows(recipe: Recipe, engine) -> dict[str, list[dict]]:
                 if traj.success and "de" in recipe.datasets and tuple(agent_actions) not in seen_success:
                     seen_success.add(tuple(agent_actions))
                     d = ndtw(agent_actions, w.actions, dist)
-                    out["de"].append(ExploredRow(
-                        id=key, messages=render_messages(traj, include_example=include),
-                        reward_weight=1.0 - eta * d,
-                        provenance=_provenance(recipe, traj, None, [w.expert.trajectory_id], [key]),
-                        expert_actions=w.actions, distance=d,
-                    ).model_dump(mode="json"))
+                    out["de"].append(
+                        ExploredRow(
+                            id=key,
+                            messages=render_messages(traj, include_example=include),
+                            reward_weight=1.0 - eta * d,
+                            provenance=_provenance(recipe, traj, None, [w.expert.trajectory_id], [key]),
+                            expert_actions=w.actions,
+                            distance=d,
+                        ).model_dump(mode="json")
+                    )
                 if not traj.success and "ds" in recipe.datasets:
                     t = first_error_step(w.actions, agent_actions)
                     if t is None or t in seen_error:
                         continue
                     seen_error.add(t)
-                    d = ndtw(w.actions[t - 1:], agent_actions[t - 1:], dist)
-                    out["ds"].append(ExpertSubRow(
-                        id=unit_key("ds", "1", rollout=key, step=t),
-                        messages=render_messages(w.expert, include_example=include, loss_from_step=t - 1),
-                        reward_weight=1.0 + eta * d,
-                        provenance=_provenance(recipe, w.expert, t, [w.expert.trajectory_id], [key]),
-                        agent_actions=agent_actions, distance=d,
-                    ).model_dump(mode="json"))
+                    d = ndtw(w.actions[t - 1 :], agent_actions[t - 1 :], dist)
+                    out["ds"].append(
+                        ExpertSubRow(
+                            id=unit_key("ds", "1", rollout=key, step=t),
+                            messages=render_messages(w.expert, include_example=include, loss_from_step=t - 1),
+                            reward_weight=1.0 + eta * d,
+                            provenance=_provenance(recipe, w.expert, t, [w.expert.trajectory_id], [key]),
+                            agent_actions=agent_actions,
+                            distance=d,
+                        ).model_dump(mode="json")
+                    )
     return {name: rows for name, rows in out.items() if name in recipe.datasets}

@@ -178,6 +178,130 @@ def inspect(
 
 
 @app.command()
+def report(
+    build_dir: Path = typer.Argument(..., help="A build directory (holding cache.duckdb)."),
+    out_dir: Path | None = typer.Option(None, "--out", help="Folder for the plots (default <build>/report)."),
+) -> None:
+    """Plot step rewards vs steps remaining, deviation positions and dataset sizes."""
+    from .report import write_report
+
+    if not (build_dir / "cache.duckdb").is_file():
+        _fail(f"no cache.duckdb in {build_dir}")
+    summary = write_report(build_dir, out_dir)
+    target = out_dir or build_dir / "report"
+    for plot in summary["plots"]:
+        out.print(f"wrote {target / plot}")
+    if "step_reward_by_remaining" in summary:
+        pairs = ", ".join(f"{k}: {v:.2f}" for k, v in sorted(summary["step_reward_by_remaining"].items(), reverse=True))
+        out.print(f"mean expert step reward by steps remaining: {pairs}")
+    out.print(
+        f"first deviations: {summary['first_deviations']} of {summary['walked_tasks']} walked tasks; "
+        f"datasets: {summary['dataset_sizes']}"
+    )
+
+
+@app.command()
+def bench(
+    recipe: Path = typer.Argument(..., help="A recipe whose build (and warm-up model) exists."),
+    tasks: int = typer.Option(8, "--tasks", help="Train tasks to roll out from."),
+    n: int | None = typer.Option(None, "--n", help="Rollouts per task (default rollouts.n)."),
+    model: str | None = typer.Option(None, "--model", help="Policy model (default: the recipe's base agent)."),
+    baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Also run the one-at-a-time baseline."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the figures as JSON here."),
+    set_: list[str] = SetOption,
+) -> None:
+    """Rollouts/s of the batched engine vs one rollout at a time, same policy and environment."""
+    import platform
+
+    from .bench import bench_starts, run_arm
+    from .cache import Cache
+    from .envs import make_backend
+    from .episodes import PromptConfig
+    from .policies.base import SamplingParams
+    from .progress import Reporter
+    from .stages.agent import BaseAgentStage, _loader
+    from .stages.base import BuildContext
+
+    r = _recipe(recipe, set_)
+    if model is None and BaseAgentStage.needs_warmup_spec(r):
+        if not r.cache_path.is_file():
+            _fail(f"no build at {r.build_dir}: run `steca-data build {recipe}` first (it trains the base agent)")
+        with Cache(r.cache_path, read_only=True) as cache:
+            marker = BaseAgentStage()._marker(BuildContext(r, cache, Reporter(quiet=True)))
+        if marker is None:
+            _fail(f"the warm-up model of {recipe} is not built yet: run `steca-data build {recipe}` first")
+        model = marker["model"]
+    policy = _loader(r.policy, model or r.policy.model)()
+    params = SamplingParams(
+        temperature=r.rollouts.temperature,
+        top_p=r.policy.top_p,
+        max_new_tokens=r.policy.max_new_tokens,
+        constrained=r.policy.constrained,
+    )
+    backend = make_backend(r.env)
+    try:
+        from .envs.registry import list_tasks
+
+        starts = bench_starts(list_tasks(r.env, "train")[:tasks], n or r.rollouts.n, r.rollouts.seed)
+        max_steps = r.rollouts.max_steps or r.env.max_steps
+        prompt = PromptConfig.from_recipe(r)
+        arms = [
+            run_arm(
+                "engine (lock-step batches)",
+                backend,
+                policy,
+                starts,
+                params,
+                max_steps,
+                prompt,
+                r.env.workers,
+                max_active=len(starts),
+            )
+        ]
+        if baseline:
+            arms.append(
+                run_arm(
+                    "sequential (one rollout, one call per step)",
+                    backend,
+                    policy,
+                    starts,
+                    params,
+                    max_steps,
+                    prompt,
+                    r.env.workers,
+                    max_active=1,
+                )
+            )
+    finally:
+        backend.close()
+    table = Table(
+        title=f"rollout throughput · {policy.policy_id} · {platform.processor() or platform.machine()}, "
+        f"{__import__('os').cpu_count()} cores"
+    )
+    for col in ("arm", "rollouts", "steps", "seconds", "rollouts/s", "steps/s", "in policy", "in env", "inside"):
+        table.add_column(col, justify="left" if col == "arm" else "right")
+    for a in arms:
+        table.add_row(
+            a.name,
+            str(a.rollouts),
+            str(a.steps),
+            f"{a.seconds:.1f}",
+            f"{a.rollouts_per_s:.2f}",
+            f"{a.steps / a.seconds:.1f}",
+            f"{a.policy_s / a.seconds:.0%}",
+            f"{a.env_s / a.seconds:.0%}",
+            f"{a.inside_fraction:.0%}",
+        )
+    out.print(table)
+    figures = {"arms": [a.as_dict() for a in arms], "policy_id": policy.policy_id, "tasks": tasks}
+    if len(arms) == 2:
+        figures["speedup"] = arms[0].rollouts_per_s / arms[1].rollouts_per_s
+        out.print(f"engine / sequential rollouts per second: [bold]{figures['speedup']:.2f}x[/bold]")
+    if json_out:
+        json_out.write_text(json.dumps(figures, indent=1))
+
+
+@app.command()
 def push(build_dir: Path, repo_id: str, public: bool = typer.Option(False, "--public")) -> None:
     """Push a finished build (parquet + card) to the Hugging Face Hub (needs HF_TOKEN)."""
     from .output import PushError, push_to_hub

@@ -20,13 +20,10 @@ class RolloutSpec(_Section):
 
     n: int = Field(5, ge=1, le=256, description="Rollouts per scored prefix (paper: 5).")
     temperature: float = Field(1.0, gt=0.0, le=2.0, description="Sampling temperature of rollouts (paper: 1.0).")
-    max_steps: int | None = Field(None, gt=0, le=1000, description="Episode cap, prefix included; default env.max_steps.")
-    tasks: int | None = Field(None, gt=0, description="Explore only the first N train tasks (cost control).")
-    scope: Literal["all_steps", "until_first_deviation"] = Field(
-        "all_steps",
-        description="all_steps scores every expert step (a delta change never needs new rollouts); "
-        "until_first_deviation stops each task at its first deviation (cheaper; a larger delta may need more).",
+    max_steps: int | None = Field(
+        None, gt=0, le=1000, description="Episode cap, prefix included; default env.max_steps."
     )
+    tasks: int | None = Field(None, gt=0, description="Explore only the first N train tasks (cost control).")
     explorations: int | None = Field(
         None, ge=1, le=256, description="Episodes from scratch per task for De/Ds; default n (they double as V(s0))."
     )

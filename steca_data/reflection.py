@@ -56,9 +56,7 @@ class ReflectionOutcome:
 
 
 def reflection_prompt(req: ReflectionRequest) -> str:
-    history = "\n".join(
-        f"{format_turn(s.thought, s.action)}\n{format_observation(s.observation)}" for s in req.history
-    )
+    history = "\n".join(f"{format_turn(s.thought, s.action)}\n{format_observation(s.observation)}" for s in req.history)
     return REFLECTION_PROMPT.format(
         instruction=req.instruction,
         initial=format_observation(req.initial_observation),
@@ -82,8 +80,7 @@ def clean_reflection(text: str, expert_action: str) -> str | None:
 
 def template_reflection(req: ReflectionRequest) -> str:
     follow = template_thought(req.game, req.expert_action, req.deviated_observation)
-    return (f"Wait, {req.deviated_action} did not bring me closer to finishing the task. "
-            f"{follow[0].upper()}{follow[1:]}")
+    return f"Wait, {req.deviated_action} did not bring me closer to finishing the task. {follow[0].upper()}{follow[1:]}"
 
 
 class TemplateReflector:
@@ -146,13 +143,15 @@ class OpenAIReflector(_RetryingReflector):
         self.spec = spec
         self.model = spec.model
         self.max_retries = spec.max_retries
-        self.client = OpenAI(api_key=api_key, base_url=spec.base_url, timeout=spec.timeout_s,
-                             max_retries=spec.max_retries)
+        self.client = OpenAI(
+            api_key=api_key, base_url=spec.base_url, timeout=spec.timeout_s, max_retries=spec.max_retries
+        )
 
     def _one(self, prompt: str) -> str:
         try:
             response = self.client.chat.completions.create(
-                model=self.spec.model, messages=[{"role": "user", "content": prompt}],
+                model=self.spec.model,
+                messages=[{"role": "user", "content": prompt}],
                 temperature=self.spec.temperature,
             )
             return response.choices[0].message.content or ""
@@ -184,6 +183,8 @@ class PolicyReflector(_RetryingReflector):
         from .policies.base import PolicyRequest, SamplingParams
 
         params = self.params if attempt == 1 else SamplingParams(temperature=1.0, max_new_tokens=96)
-        requests = [PolicyRequest(messages=[{"role": "user", "content": p}], seed=self.seed + attempt * 7919 + i)
-                    for i, p in enumerate(prompts)]
+        requests = [
+            PolicyRequest(messages=[{"role": "user", "content": p}], seed=self.seed + attempt * 7919 + i)
+            for i, p in enumerate(prompts)
+        ]
         return self.policy.generate(requests, params)

@@ -99,4 +99,3 @@ def write_report(build_dir: Path, out_dir: Path | None = None) -> dict:
     summary["dataset_sizes"] = sizes
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
-

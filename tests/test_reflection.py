@@ -40,19 +40,23 @@ def test_template_reflection_leads_to_the_expert_action():
 
 
 def test_clean_reflection_rejects_unusable_replies():
-    assert clean_reflection("Thought: That was wrong, the fridge is where it goes.\nAction: open fridge",
-                            "open fridge") == "That was wrong, the fridge is where it goes."
+    assert (
+        clean_reflection("Thought: That was wrong, the fridge is where it goes.\nAction: open fridge", "open fridge")
+        == "That was wrong, the fridge is where it goes."
+    )
     assert clean_reflection("", "open fridge") is None
     assert clean_reflection("Thought: open fridge", "open fridge") is None
     assert clean_reflection("x" * 5000, "open fridge") is None
 
 
 def test_openai_reflector_retries_unusable_then_records_failure():
-    replies = iter(["", "Thought: Putting the apple in the oven was a mistake; it belongs in the fridge.",
-                    "nope", "nope", "nope"])
+    replies = iter(
+        ["", "Thought: Putting the apple in the oven was a mistake; it belongs in the fridge.", "nope", "nope", "nope"]
+    )
     with ChatServer(lambda messages: next(replies)) as server:
-        spec = ReflectionSpec(backend="openai", model="judge", base_url=server.base_url, max_retries=1,
-                              max_concurrency=1, timeout_s=5)
+        spec = ReflectionSpec(
+            backend="openai", model="judge", base_url=server.base_url, max_retries=1, max_concurrency=1, timeout_s=5
+        )
         reflector = OpenAIReflector(spec)
         ok, failed = reflector.reflect([REQUEST]), reflector.reflect([REQUEST])
     assert ok[0].status == "ok" and ok[0].attempts == 2 and "fridge" in ok[0].thought

@@ -91,8 +91,11 @@ class Engine:
         return PromptConfig.from_recipe(self.recipe)
 
     def _prompt_config(self) -> dict:
-        return {"example": self.prompt.include_example, "history": self.prompt.history,
-                "version": self.prompt.version_for(self.recipe.env.name)}
+        return {
+            "example": self.prompt.include_example,
+            "history": self.prompt.history,
+            "version": self.prompt.version_for(self.recipe.env.name),
+        }
 
     @property
     def max_steps(self) -> int:
@@ -100,8 +103,9 @@ class Engine:
 
     def sampling(self, temperature: float) -> SamplingParams:
         spec = self.recipe.policy
-        return SamplingParams(temperature=temperature, top_p=spec.top_p, max_new_tokens=spec.max_new_tokens,
-                              constrained=spec.constrained)
+        return SamplingParams(
+            temperature=temperature, top_p=spec.top_p, max_new_tokens=spec.max_new_tokens, constrained=spec.constrained
+        )
 
     def _sampling_config(self, temperature: float) -> dict:
         p = self.sampling(temperature)
@@ -110,8 +114,12 @@ class Engine:
     # ------------------------------------------------------------------------------------------- keys
     def proposal_key(self, walk: Walk, t: int) -> str:
         return unit_key(
-            "proposal", PROPOSAL_VERSION, policy=self.policy_id, prefix=prefix_key(walk.task.task_id, walk.expert.steps[: t - 1]),
-            sampling=self._sampling_config(self.recipe.proposals.temperature), prompt=self._prompt_config(),
+            "proposal",
+            PROPOSAL_VERSION,
+            policy=self.policy_id,
+            prefix=prefix_key(walk.task.task_id, walk.expert.steps[: t - 1]),
+            sampling=self._sampling_config(self.recipe.proposals.temperature),
+            prompt=self._prompt_config(),
             seed=self.recipe.rollouts.seed,
         )
 
@@ -124,16 +132,22 @@ class Engine:
         keys = [k for _, _, k in units]
         rows = self.ctx.cache.sql(
             "SELECT key, task_id, step, thought, action, observation, valid FROM proposals "
-            "WHERE key IN (SELECT unnest(?))", [keys]
+            "WHERE key IN (SELECT unnest(?))",
+            [keys],
         ).fetchall()
         cols = ("key", "task_id", "step", "thought", "action", "observation", "valid")
         return {(r[1], r[2]): dict(zip(cols, r, strict=True)) for r in rows}
 
     def score_key(self, walk: Walk, steps: list[Step]) -> str:
         return unit_key(
-            "score", ROLLOUT_VERSION, policy=self.policy_id, prefix=prefix_key(walk.task.task_id, steps),
-            sampling=self._sampling_config(self.recipe.rollouts.temperature), prompt=self._prompt_config(),
-            max_steps=self.max_steps, seed=self.recipe.rollouts.seed,
+            "score",
+            ROLLOUT_VERSION,
+            policy=self.policy_id,
+            prefix=prefix_key(walk.task.task_id, steps),
+            sampling=self._sampling_config(self.recipe.rollouts.temperature),
+            prompt=self._prompt_config(),
+            max_steps=self.max_steps,
+            seed=self.recipe.rollouts.seed,
         )
 
     def scored_prefixes(self, proposals: dict[tuple[str, int], dict] | None = None) -> list[ScoredPrefix]:
@@ -159,7 +173,8 @@ class Engine:
         keys = [p.key for p in prefixes]
         rows = self.ctx.cache.sql(
             "SELECT score_key, avg(outcome_reward), count(*), list(key ORDER BY sample_index) FROM rollouts "
-            "WHERE score_key IN (SELECT unnest(?)) GROUP BY score_key", [keys]
+            "WHERE score_key IN (SELECT unnest(?)) GROUP BY score_key",
+            [keys],
         ).fetchall()
         need = {p.key: p.samples for p in prefixes}
         return {k: (v, n, ks) for k, v, n, ks in rows if n >= need[k]}
@@ -179,8 +194,11 @@ class Engine:
         out = {}
         for w in self.walks:
             entry = by_walk.get(w.task.task_id, {"V": {}, "Q": {}})
-            props = {t: (proposals[(w.task.task_id, t)]["thought"], proposals[(w.task.task_id, t)]["action"])
-                     for t in range(1, len(w.expert.steps) + 1) if (w.task.task_id, t) in proposals}
+            props = {
+                t: (proposals[(w.task.task_id, t)]["thought"], proposals[(w.task.task_id, t)]["action"])
+                for t in range(1, len(w.expert.steps) + 1)
+                if (w.task.task_id, t) in proposals
+            }
             out[w.task.task_id] = judge_proposals(w.actions, entry["V"], props, entry["Q"], delta)
         return out
 
@@ -191,9 +209,14 @@ class Engine:
             backend |= {"model": spec.model, "base_url": spec.base_url, "temperature": spec.temperature}
         if spec.backend == "self":
             backend |= {"policy": self.policy_id, "temperature": spec.temperature}
-        return unit_key("reflection", REFLECTION_VERSION, reflector=backend,
-                        prefix=prefix_key(walk.task.task_id, walk.expert.steps[: t - 1]),
-                        deviated=(proposal["thought"], proposal["action"]), expert=walk.actions[t - 1])
+        return unit_key(
+            "reflection",
+            REFLECTION_VERSION,
+            reflector=backend,
+            prefix=prefix_key(walk.task.task_id, walk.expert.steps[: t - 1]),
+            deviated=(proposal["thought"], proposal["action"]),
+            expert=walk.actions[t - 1],
+        )
 
 
 def _engine(ctx: BuildContext) -> Engine:
@@ -209,6 +232,8 @@ class ProposalStage(Stage):
         engine = _engine(ctx)
         if not engine.walks:
             return StagePlan(self.name, 0, 0, "after the expert stage")
+        if ctx.agent is None:
+            return StagePlan(self.name, sum(len(w.expert.steps) for w in engine.walks), 0, "after the warm-up")
         units = engine.proposal_units()
         return StagePlan(self.name, len(units), len(ctx.cache.existing("proposals", [k for *_, k in units])))
 
@@ -223,8 +248,10 @@ class ProposalStage(Stage):
         if not todo:
             return result
         params = engine.sampling(ctx.recipe.proposals.temperature)
-        with ctx.reporter.track("proposals", len(todo), "prefixes") as advance, \
-                SessionPool(ctx.backend, ctx.recipe.env.workers) as pool:
+        with (
+            ctx.reporter.track("proposals", len(todo), "prefixes") as advance,
+            SessionPool(ctx.backend, ctx.recipe.env.workers) as pool,
+        ):
             # one policy step after each prefix: batch all prefixes of the same length together
             for t in sorted({t for _, t, _ in todo}):
                 group = [u for u in todo if u[1] == t]
@@ -232,19 +259,38 @@ class ProposalStage(Stage):
                 def store(i: int, traj: Trajectory, group=group, t=t) -> None:
                     walk, _, key = group[i]
                     step = traj.steps[t - 1] if len(traj.steps) >= t else None
-                    ctx.cache.put_rows("proposals", [{
-                        "key": key, "task_id": walk.task.task_id, "step": t, "expert_action": walk.actions[t - 1],
-                        "thought": step.thought if step else "", "action": step.action if step else "",
-                        "observation": step.observation if step else "", "valid": step.valid if step else False,
-                        "unparsable": bool(traj.unparsable_actions), "policy_id": engine.policy_id,
-                    }])
+                    ctx.cache.put_rows(
+                        "proposals",
+                        [
+                            {
+                                "key": key,
+                                "task_id": walk.task.task_id,
+                                "step": t,
+                                "expert_action": walk.actions[t - 1],
+                                "thought": step.thought if step else "",
+                                "action": step.action if step else "",
+                                "observation": step.observation if step else "",
+                                "valid": step.valid if step else False,
+                                "unparsable": bool(traj.unparsable_actions),
+                                "policy_id": engine.policy_id,
+                            }
+                        ],
+                    )
                     result.computed += 1
                     ctx.unit_done()
                     advance()
 
                 starts = [EpisodeStart(w.task, list(w.expert.steps[: t - 1]), seed=seed_of(k)) for w, _, k in group]
-                run_episodes(pool, ctx.agent.policy, starts, params, max_steps=t, prompt=engine.prompt,
-                             on_done=store, source="rollout")
+                run_episodes(
+                    pool,
+                    ctx.agent.policy,
+                    starts,
+                    params,
+                    max_steps=t,
+                    prompt=engine.prompt,
+                    on_done=store,
+                    source="rollout",
+                )
         return result
 
 
@@ -255,6 +301,8 @@ class RolloutStage(Stage):
         engine = _engine(ctx)
         if not engine.walks:
             return StagePlan(self.name, 0, 0, "after the expert stage")
+        if ctx.agent is None:
+            return StagePlan(self.name, 0, 0, "after the warm-up")
         prefixes = engine.scored_prefixes()
         keys = [k for p in prefixes for k in p.rollout_keys()]
         missing_props = sum(len(w.expert.steps) for w in engine.walks) - len(engine.proposals())
@@ -264,12 +312,24 @@ class RolloutStage(Stage):
     def run(self, ctx: BuildContext) -> StageResult:
         engine = _engine(ctx)
         prefixes = engine.scored_prefixes()
-        ctx.cache.put_rows("scored_prefixes", [{
-            "key": p.key, "prefix_key": prefix_key(p.walk.task.task_id, list(p.steps)), "task_id": p.walk.task.task_id,
-            "kind": p.kind, "step": p.step, "prefix_len": len(p.steps),
-            "action": p.steps[-1].action if p.steps else "", "thought": p.steps[-1].thought if p.steps else "",
-            "policy_id": engine.policy_id, "samples": p.samples,
-        } for p in prefixes])
+        ctx.cache.put_rows(
+            "scored_prefixes",
+            [
+                {
+                    "key": p.key,
+                    "prefix_key": prefix_key(p.walk.task.task_id, list(p.steps)),
+                    "task_id": p.walk.task.task_id,
+                    "kind": p.kind,
+                    "step": p.step,
+                    "prefix_len": len(p.steps),
+                    "action": p.steps[-1].action if p.steps else "",
+                    "thought": p.steps[-1].thought if p.steps else "",
+                    "policy_id": engine.policy_id,
+                    "samples": p.samples,
+                }
+                for p in prefixes
+            ],
+        )
         units = [(p, i, k) for p in prefixes for i, k in enumerate(p.rollout_keys())]
         done = ctx.cache.existing("rollouts", [k for *_, k in units])
         todo = [u for u in units if u[2] not in done]
@@ -283,23 +343,48 @@ class RolloutStage(Stage):
 
         starts = [EpisodeStart(p.walk.task, list(p.steps), seed=seed_of(k)) for p, _, k in todo]
         params = engine.sampling(ctx.recipe.rollouts.temperature)
-        with ctx.reporter.track("rollouts", len(todo), "rollouts") as advance, \
-                SessionPool(ctx.backend, ctx.recipe.env.workers) as pool:
+        with (
+            ctx.reporter.track("rollouts", len(todo), "rollouts") as advance,
+            SessionPool(ctx.backend, ctx.recipe.env.workers) as pool,
+        ):
+
             def store(i: int, traj: Trajectory) -> None:
                 p, sample, key = todo[i]
-                ctx.cache.put_rows("rollouts", [{
-                    "key": key, "score_key": p.key, "task_id": p.walk.task.task_id, "kind": p.kind, "step": p.step,
-                    "sample_index": sample, "seed": seed_of(key), "policy_id": engine.policy_id,
-                    "prefix_len": len(p.steps), "num_steps": len(traj.steps), "outcome_reward": traj.outcome_reward,
-                    "success": traj.success, "actions": _json([s.action for s in traj.steps[len(p.steps):]]),
-                    "data": traj.model_dump_json(),
-                }])
+                ctx.cache.put_rows(
+                    "rollouts",
+                    [
+                        {
+                            "key": key,
+                            "score_key": p.key,
+                            "task_id": p.walk.task.task_id,
+                            "kind": p.kind,
+                            "step": p.step,
+                            "sample_index": sample,
+                            "seed": seed_of(key),
+                            "policy_id": engine.policy_id,
+                            "prefix_len": len(p.steps),
+                            "num_steps": len(traj.steps),
+                            "outcome_reward": traj.outcome_reward,
+                            "success": traj.success,
+                            "actions": _json([s.action for s in traj.steps[len(p.steps) :]]),
+                            "data": traj.model_dump_json(),
+                        }
+                    ],
+                )
                 result.computed += 1
                 ctx.unit_done()
                 advance()
 
-            run_episodes(pool, ctx.agent.policy, starts, params, max_steps=engine.max_steps, prompt=engine.prompt,
-                         on_done=store, source="rollout")
+            run_episodes(
+                pool,
+                ctx.agent.policy,
+                starts,
+                params,
+                max_steps=engine.max_steps,
+                prompt=engine.prompt,
+                on_done=store,
+                source="rollout",
+            )
 
 
 class ReflectionStage(Stage):
@@ -319,6 +404,8 @@ class ReflectionStage(Stage):
         return units
 
     def plan(self, ctx: BuildContext) -> StagePlan:
+        if ctx.agent is None:
+            return StagePlan(self.name, 0, 0, "after the warm-up")
         units = self._units(ctx)
         note = "known once rollouts exist" if not units else ""
         return StagePlan(self.name, len(units), len(ctx.cache.existing("reflections", [u[3] for u in units])), note)
@@ -331,21 +418,43 @@ class ReflectionStage(Stage):
         if not todo:
             return result
         reflector = make_reflector(ctx)
-        requests = [ReflectionRequest(
-            game=w.task.game, instruction=w.expert.instruction, initial_observation=w.expert.initial_observation,
-            history=list(w.expert.steps[: t - 1]), deviated_thought=p["thought"], deviated_action=p["action"],
-            deviated_observation=p["observation"], expert_action=w.actions[t - 1],
-        ) for w, t, p, _ in todo]
+        requests = [
+            ReflectionRequest(
+                game=w.task.game,
+                instruction=w.expert.instruction,
+                initial_observation=w.expert.initial_observation,
+                history=list(w.expert.steps[: t - 1]),
+                deviated_thought=p["thought"],
+                deviated_action=p["action"],
+                deviated_observation=p["observation"],
+                expert_action=w.actions[t - 1],
+            )
+            for w, t, p, _ in todo
+        ]
         batch = max(1, ctx.recipe.reflection.max_concurrency)
         with ctx.reporter.track("reflections", len(todo), "reflections") as advance:
             for start in range(0, len(todo), batch):
-                chunk = todo[start:start + batch]
-                for (w, t, _, key), outcome in zip(chunk, reflector.reflect(requests[start:start + batch]), strict=True):
-                    ctx.cache.put_rows("reflections", [{
-                        "key": key, "task_id": w.task.task_id, "step": t, "backend": reflector.name,
-                        "model": reflector.model, "prompt": outcome.prompt, "raw_response": outcome.raw_response,
-                        "thought": outcome.thought, "status": outcome.status, "attempts": outcome.attempts,
-                    }])
+                chunk = todo[start : start + batch]
+                for (w, t, _, key), outcome in zip(
+                    chunk, reflector.reflect(requests[start : start + batch]), strict=True
+                ):
+                    ctx.cache.put_rows(
+                        "reflections",
+                        [
+                            {
+                                "key": key,
+                                "task_id": w.task.task_id,
+                                "step": t,
+                                "backend": reflector.name,
+                                "model": reflector.model,
+                                "prompt": outcome.prompt,
+                                "raw_response": outcome.raw_response,
+                                "thought": outcome.thought,
+                                "status": outcome.status,
+                                "attempts": outcome.attempts,
+                            }
+                        ],
+                    )
                     result.computed += outcome.status == "ok"
                     result.failed += outcome.status != "ok"
                     ctx.unit_done()
