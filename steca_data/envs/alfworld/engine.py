@@ -184,10 +184,14 @@ def _make_state_class():
             self.downward_lib.load_sas(self.sas.encode("utf-8"))
             self.name2type = {o.name: o.type_name for o in self.task.objects}
             facts = []
-            for atom in self.task.init:
-                if isinstance(atom, fast_downward.translate.pddl.conditions.Atom):
-                    if atom.predicate != "=":
-                        facts.append(Proposition(atom.predicate, [Variable(a, self.name2type[a]) for a in atom.args]))
+            pddl = fast_downward.translate.pddl
+            for atom in self.task.init:  # same conversion as the stock PddlState
+                if isinstance(atom, pddl.conditions.Atom) and atom.predicate != "=":
+                    facts.append(Proposition(atom.predicate, [Variable(a, self.name2type[a]) for a in atom.args]))
+                elif isinstance(atom, pddl.f_expression.Assign) and atom.fluent.symbol != "total-cost":
+                    name = f"{atom.expression.value}"
+                    if not str.isdigit(name):  # distance relations are discarded
+                        facts.append(Proposition(name, [Variable(a, self.name2type[a]) for a in atom.fluent.args]))
             self.add_facts(facts)
             size = self.downward_lib.get_state_size()
             atoms = (pddl_logic.Atom * size)()
@@ -258,7 +262,9 @@ def make_env(facts: bool = True, walkthrough: bool = False):
             self._commands = _COMMANDS.get(_digest(data["grammar"], data["pddl_problem"]), dict)
 
         def reset(self):
-            self._pddl_state = state_class(self.downward_lib, self._domain, self._game_data["pddl_problem"], self._logic)
+            self._pddl_state = state_class(
+                self.downward_lib, self._domain, self._game_data["pddl_problem"], self._logic
+            )
             with fast_grammar():
                 return self._reset_text()
 

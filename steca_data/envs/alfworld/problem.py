@@ -29,6 +29,8 @@ _APPLIANCE = {
     "pick_heat_then_place_in_recep": ("Microwave", "Heatable"),
     "pick_cool_then_place_in_recep": ("Fridge", "Coolable"),
 }
+# A hot object put in a fridge (or a cold one in a microwave) reads as a contradiction; ALFRED avoids it.
+_CONFLICTING_PARENT = {"pick_heat_then_place_in_recep": ("Fridge",), "pick_cool_then_place_in_recep": ("Microwave",)}
 SIZES = {"small": 7, "full": None}  # receptacles kept in a room (None: all of the floor plan)
 SMALL_DISTRACTOR_TYPES = 4
 
@@ -104,6 +106,7 @@ def _sample_task(plan: FloorPlan, task_type: str, rng: random.Random) -> tuple[s
         for r in sorted(rtypes)
         if can_contain(r, o)
         and r != _APPLIANCE.get(task_type, ("",))[0]
+        and r not in _CONFLICTING_PARENT.get(task_type, ())
         and any(can_contain(s, o) for s in rtypes if s != r)  # the object must start somewhere else
     ]
     if not pairs:

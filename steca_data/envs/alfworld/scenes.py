@@ -14,7 +14,12 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-ROOM_TYPES = {"Kitchen": range(1, 31), "LivingRoom": range(201, 231), "Bedroom": range(301, 331), "Bathroom": range(401, 431)}
+ROOM_TYPES = {
+    "Kitchen": range(1, 31),
+    "LivingRoom": range(201, 231),
+    "Bedroom": range(301, 331),
+    "Bathroom": range(401, 431),
+}
 
 # Floor plans never used in train/valid_seen: two per room type, including the four ALFRED uses for
 # valid_unseen (10, 219, 308, 424), so every task type has unseen scenes.
@@ -116,7 +121,9 @@ def load_floor_plan(number: int) -> FloorPlan:
         kind = receptacle_type(rid)
         if kind in statics:
             x, z, rot, horizon = poses[rid]
-            receptacles.append(Receptacle(rid, kind, unique((round(x / 0.25), round(z / 0.25), int(rot) // 90, int(horizon)))))
+            receptacles.append(
+                Receptacle(rid, kind, unique((round(x / 0.25), round(z / 0.25), int(rot) // 90, int(horizon))))
+            )
     present = {r.rtype for r in receptacles}
     for kind in sorted(set(objects) & statics - present):
         x, z = rng.choice(points)
