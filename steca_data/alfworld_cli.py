@@ -46,6 +46,10 @@ def generate(
         _fail(f"--out {out} exists and is not a folder")
     if out.is_dir() and (out / "manifest.json").exists():
         _fail(f"--out {out} already holds a generated set (manifest.json); choose another folder or delete it")
+    if quiet:
+        import logging
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     n_eval = games // 5 if eval_games is None else eval_games
     counts = {"train": games, "valid_seen": n_eval, "valid_unseen": n_eval}
     out.mkdir(parents=True, exist_ok=True)

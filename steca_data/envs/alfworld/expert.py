@@ -60,8 +60,9 @@ class ExpertRun:
     error: str = ""
 
 
-def make_policy(traj_data: dict, max_steps: int):
-    """The expert's task policy for a game, with the put/move fix applied to this instance only."""
+def make_policy(traj_data: dict, max_steps: int, fixed: bool = True):
+    """The expert's task policy for a game, with the put/move fix applied to this instance only
+    (``fixed=False``: the stock behaviour, kept to show the bug in tests)."""
     import alfworld.gen.constants as constants
     from alfworld.agents.expert import HandCodedTWAgent
 
@@ -69,8 +70,9 @@ def make_policy(traj_data: dict, max_steps: int):
     params = {k: (v.lower() if v in constants.OBJECTS else v) for k, v in params.items()}
     agent = HandCodedTWAgent(max_steps=max_steps)
     policy = agent.get_task_policy(params)(params, max_steps=max_steps)
-    track = policy.update_state_tracking
-    policy.update_state_tracking = lambda game_state, last_action: track(game_state, _as_put(last_action))
+    if fixed:
+        track = policy.update_state_tracking
+        policy.update_state_tracking = lambda game_state, last_action: track(game_state, _as_put(last_action))
     return policy
 
 
@@ -83,7 +85,7 @@ def next_action(policy, state, last_action: str) -> str:
     return action if action in admissible else "look"
 
 
-def run_expert(env, traj_data: dict, seed: int = 0, max_steps: int = DEFAULT_STEP_CAP) -> ExpertRun:
+def run_expert(env, traj_data: dict, seed: int = 0, max_steps: int = DEFAULT_STEP_CAP, fixed: bool = True) -> ExpertRun:
     """Play the (loaded) game with the fixed expert from a fresh reset until won or the step cap."""
     from alfworld.agents.expert.handcoded_expert import HandCodedAgentFailed, HandCodedAgentTimeout
 
@@ -92,7 +94,7 @@ def run_expert(env, traj_data: dict, seed: int = 0, max_steps: int = DEFAULT_STE
     _RANDOM.use(random.Random(seed))
     try:
         state = env.reset()
-        policy = make_policy(traj_data, max_steps)
+        policy = make_policy(traj_data, max_steps, fixed)
         policy.observe(state.feedback)
         last = ""
         while len(run.actions) < max_steps:
