@@ -72,7 +72,7 @@ def test_backend_plays_walkthrough_to_won_with_admissible_commands(games):
         result = session.reset(task)
         assert "Your task is to" not in result.observation and session.instruction()
         actions = session.walkthrough(task)
-        for i, action in enumerate(actions):
+        for action in actions:
             assert action in result.admissible, (task.task_id, action)
             assert not result.done
             result = session.step(action)
