@@ -131,6 +131,13 @@ def _resolve_alfworld_data(recipe: Recipe, where: str) -> None:
             [f"{where}: env.data_dir: no game tree at {path} (run `steca-data alfworld generate --out {path}`)"]
         )
     recipe.env.data_dir = str(path)
+    from .envs.alfworld.backend import list_alfworld_tasks
+
+    for split_name in recipe.env.splits:  # enough games in each fold? (reads only the small traj files)
+        try:
+            list_alfworld_tasks(recipe.env, split_name)
+        except ValueError as exc:
+            raise RecipeError([f"{where}: {exc}"]) from None
 
 
 class ThoughtSpec(_Section):

@@ -21,6 +21,7 @@ from steca_data.envs.alfworld.scenes import UNSEEN_FLOOR_PLANS  # noqa: E402
 from steca_data.recipe import EnvSpec, RecipeError, load_recipe  # noqa: E402
 
 COUNTS = {"train": 6, "valid_seen": 1, "valid_unseen": 2}
+FITS = ["env.splits.train.count=6", "env.splits.seen.count=1", "env.splits.unseen.count=2"]
 
 
 @pytest.fixture(scope="module")
@@ -161,41 +162,48 @@ def test_official_layout_loader(games, tmp_path, monkeypatch):
 def test_recipe_validation(games, tmp_path, monkeypatch):
     monkeypatch.delenv("ALFWORLD_DATA", raising=False)
     recipe = Path(__file__).parent.parent / "recipes" / "alfworld.yaml"
-    r = load_recipe(recipe, [f"env.data_dir={games}"])
+    r = load_recipe(recipe, [f"env.data_dir={games}", *FITS])
     assert r.env.game == "all" and Path(r.env.data_dir) == games.resolve()
     with pytest.raises(RecipeError, match="splits.seen.fold: must be one of"):
-        load_recipe(recipe, [f"env.data_dir={games}", "env.splits.seen.fold=test"])
+        load_recipe(recipe, [f"env.data_dir={games}", *FITS, "env.splits.seen.fold=test"])
     with pytest.raises(RecipeError, match="unknown ALFWorld task type"):
-        load_recipe(recipe, [f"env.data_dir={games}", "env.game=make_coffee"])
+        load_recipe(recipe, [f"env.data_dir={games}", *FITS, "env.game=make_coffee"])
+    with pytest.raises(RecipeError, match="holds 6 matching game"):
+        load_recipe(recipe, [f"env.data_dir={games}", "env.splits.train.count=50"])
     with pytest.raises(RecipeError, match="no game tree at"):
         load_recipe(recipe, [f"env.data_dir={tmp_path / 'nowhere'}"])
     local = tmp_path / "r.yaml"
     local.write_text(recipe.read_text())
     (tmp_path / "games").symlink_to(games)
-    assert Path(load_recipe(local, ["env.data_dir=games"]).env.data_dir) == games.resolve()
+    assert Path(load_recipe(local, ["env.data_dir=games", *FITS]).env.data_dir) == games.resolve()
 
 
-def test_build_expert_dataset_records_versions(games, tmp_path):
+def test_build_expert_dataset_records_versions_and_survives_a_broken_game(games, tmp_path):
     from steca_data.builder import Builder
     from steca_data.cache import Cache
     from steca_data.progress import Reporter
 
+    tree = tmp_path / "games"
+    shutil.copytree(games, tree)
+    broken = sorted((tree / "train").rglob("game.tw-pddl"))[0]
+    data = json.loads(broken.read_text())
+    broken.write_text(json.dumps({**data, "pddl_problem": "(define (problem broken"}))
     recipe = load_recipe(
         Path(__file__).parent.parent / "recipes" / "alfworld.yaml",
         [
-            f"env.data_dir={games}",
-            "env.splits.train.count=6",
-            "env.splits.seen.count=1",
-            "env.splits.unseen.count=2",
+            f"env.data_dir={tree}",
+            *FITS,
             f"output.dir={tmp_path / 'build'}",
         ],
     )
     summary = Builder(recipe, Reporter(quiet=True)).build()
-    assert summary.failed == 0 and summary.output.counts["expert"] == 6
+    assert summary.failed == 1 and summary.output.counts["expert"] == 5
     with Cache(recipe.cache_path) as cache:
         rows = cache.con.execute("select env_version, success from trajectories").fetchall()
-    assert len(rows) == 6 and all(ok for _, ok in rows)
+        failures = cache.con.execute("select task_id from env_failures").fetchall()
+    assert len(rows) == 5 and all(ok for _, ok in rows)
     assert all("alfworld 0.4.2" in v and "textworld" in v for v, _ in rows)
+    assert failures[0][0].startswith("alfworld/train/" + broken.parent.parent.name)
 
 
 def test_generate_cli_rejects_bad_input(tmp_path):

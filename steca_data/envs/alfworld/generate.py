@@ -61,7 +61,7 @@ def _game_files(spec, seed: int, fold: str, index: int) -> tuple[dict, dict]:
     return game, traj
 
 
-def _verify(folder: Path, traj: dict, game: dict) -> tuple[list[str], object]:
+def _verify(folder: Path, traj: dict) -> tuple[list[str], object]:
     """Planner walkthrough replayed in a fresh engine; returns (walkthrough, expert run)."""
     from .engine import make_env
     from .expert import run_expert
@@ -100,7 +100,7 @@ def generate_one(out: str, seed: int, fold: str, index: int, size: str, task_typ
             game, traj = _game_files(spec, seed, fold, index)
             folder = out_dir / fold / spec.folder / f"trial_S{seed}_{index:05d}"
             write_game(folder, {**game, "solvable": False}, traj)
-            walkthrough, expert = _verify(folder, traj, game)
+            walkthrough, expert = _verify(folder, traj)
         except NoTask as exc:
             if folder is not None:
                 result.rejected.append(f"FloorPlan{number}: {exc}")
