@@ -11,11 +11,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .alfworld_cli import alfworld_app
 from .recipe import RecipeError, load_recipe
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 schemas_app = typer.Typer(no_args_is_help=True, help="JSON Schemas of every stored and emitted model.")
 app.add_typer(schemas_app, name="schemas")
+app.add_typer(alfworld_app, name="alfworld")
 
 out = Console()
 err = Console(stderr=True)

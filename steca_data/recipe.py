@@ -63,6 +63,8 @@ class EnvSpec(_Section):
 
     @model_validator(mode="after")
     def _check_game_and_folds(self) -> EnvSpec:
+        if self.name == "alfworld":
+            return _check_alfworld(self)
         if self.name != "textworld_express":
             return self
         problem = validate_game_params(self.game, self.params)
@@ -90,6 +92,54 @@ class EnvSpec(_Section):
                     )
             seen_ranges.setdefault(split.fold, []).append((split_name, block))
         return self
+
+
+ALFWORLD_FOLDS = ("train", "valid_seen", "valid_unseen")
+
+
+def _check_alfworld(spec: EnvSpec) -> EnvSpec:
+    """ALFWorld: game is 'all' or task types, folds are the data folders, blocks of a fold don't overlap."""
+    from .envs.alfworld.problem import TASK_TYPES
+
+    if spec.game == "twc":  # the field's default belongs to TextWorldExpress
+        spec.game = "all"
+    types = {t.strip() for t in spec.game.split(",")} - {"all"}
+    if types - set(TASK_TYPES):
+        raise ValueError(f"game: unknown ALFWorld task type(s) {sorted(types - set(TASK_TYPES))} (use 'all' or a list)")
+    if set(spec.params) - {"planner_gold"}:
+        raise ValueError(f"params.{sorted(set(spec.params) - {'planner_gold'})[0]}: unknown parameter for alfworld")
+    blocks: dict[str, list[tuple[str, range]]] = {}
+    for name, split in spec.splits.items():
+        if split.fold not in ALFWORLD_FOLDS:
+            raise ValueError(f"splits.{name}.fold: must be one of {list(ALFWORLD_FOLDS)} (got {split.fold!r})")
+        block = range(split.start, split.start + split.count)
+        for other, rng in blocks.get(split.fold, []):
+            if block.start < rng.stop and rng.start < block.stop:
+                raise ValueError(f"splits.{name} overlaps splits.{other} in fold {split.fold!r}")
+        blocks.setdefault(split.fold, []).append((name, block))
+    return spec
+
+
+def _resolve_alfworld_data(recipe: Recipe, where: str) -> None:
+    """env.data_dir relative to the recipe file, else $ALFWORLD_DATA; must exist."""
+    import os
+
+    raw = recipe.env.data_dir or os.environ.get("ALFWORLD_DATA")
+    if not raw:
+        raise RecipeError([f"{where}: env.data_dir: not set and ALFWORLD_DATA is not set"])
+    path = recipe.resolve(os.path.expanduser(raw)).resolve()
+    if not path.is_dir():
+        raise RecipeError(
+            [f"{where}: env.data_dir: no game tree at {path} (run `steca-data alfworld generate --out {path}`)"]
+        )
+    recipe.env.data_dir = str(path)
+    from .envs.alfworld.backend import list_alfworld_tasks
+
+    for split_name in recipe.env.splits:  # enough games in each fold? (reads only the small traj files)
+        try:
+            list_alfworld_tasks(recipe.env, split_name)
+        except ValueError as exc:
+            raise RecipeError([f"{where}: {exc}"]) from None
 
 
 class ThoughtSpec(_Section):
@@ -297,6 +347,8 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     except ValidationError as exc:
         raise RecipeError(_format_errors(exc, where, _line_index(text), set_keys)) from None
     recipe.source_path = path.resolve()
+    if recipe.env.name == "alfworld":
+        _resolve_alfworld_data(recipe, where)
     if recipe.experts.source == "sharegpt" and not recipe.resolve(recipe.experts.path).is_file():
         raise RecipeError([f"{where}: experts.path: file not found: {recipe.resolve(recipe.experts.path)}"])
     return recipe

@@ -1,0 +1,180 @@
+"""The ``alfworld`` environment backend: generated or official games through the cached real engine.
+
+A session owns one engine (its own copy of the Fast Downward library, so sessions run on separate
+threads) and reloads a game only when the task changes; translations and command texts are shared
+process-wide, so resetting to replay a prefix costs a fraction of the stock engine's reset.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from ...schemas import Task
+from ..base import EnvError, StepResult
+from .gamefiles import GAME_FILE, data_root, find_games, game_dir, read_traj_data
+from .problem import TASK_TYPES
+
+_INTRO = "-= Welcome to TextWorld, ALFRED! =-"
+
+
+def alfworld_version() -> str:
+    from alfworld.info import __version__ as alfworld
+    from textworld import __version__ as textworld
+
+    return f"alfworld {alfworld}; textworld {textworld}"
+
+
+def resolve_data_dir(spec) -> Path:
+    """``env.data_dir`` (already absolute once the recipe is loaded), else $ALFWORLD_DATA."""
+    raw = spec.data_dir or os.environ.get("ALFWORLD_DATA")
+    if not raw:
+        raise ValueError("env.data_dir: not set and ALFWORLD_DATA is not set; point it at a game tree")
+    return data_root(Path(raw).expanduser())
+
+
+def task_types_of(game: str) -> set[str] | None:
+    """``env.game`` for ALFWorld: 'all' or a comma-separated list of task types."""
+    if game in ("all", ""):
+        return None
+    types = {t.strip() for t in game.split(",") if t.strip()}
+    unknown = types - set(TASK_TYPES)
+    if unknown:
+        raise ValueError(f"game: unknown ALFWorld task type(s) {sorted(unknown)} (known: all, {', '.join(TASK_TYPES)})")
+    return types
+
+
+def list_alfworld_tasks(spec, split_name: str) -> list[Task]:
+    split = spec.splits[split_name]
+    root = resolve_data_dir(spec)
+    games = find_games(root, split.fold, task_types_of(spec.game))
+    wanted = games[split.start : split.start + split.count]
+    if len(wanted) < split.count:
+        raise ValueError(
+            f"env.splits.{split_name}: asks for games {split.start}..{split.start + split.count - 1} of fold "
+            f"{split.fold!r} but {root / split.fold} holds {len(games)} matching game(s); "
+            "generate more with `steca-data alfworld generate`"
+        )
+    return [
+        Task(
+            task_id=g.task_id,
+            env="alfworld",
+            game=g.task_type,
+            params="",
+            seed=None,
+            fold=g.fold,
+            split=split_name,
+            unseen=g.fold == "valid_unseen",
+        )
+        for g in wanted
+    ]
+
+
+def _instruction(intro: str) -> str:
+    marker = "Your task is to: "
+    return intro.split(marker, 1)[1].strip() if marker in intro else ""
+
+
+class AlfworldSession:
+    """One engine playing one episode at a time."""
+
+    def __init__(self, backend: AlfworldBackend):
+        from .engine import make_env
+
+        self._backend = backend
+        self._env = make_env(facts=True)
+        self._loaded: str | None = None
+        self._state = None
+        self._intro = ""
+
+    def _load(self, task: Task) -> Path:
+        folder = game_dir(self._backend.root, task.task_id)
+        if self._loaded != task.task_id:
+            if not (folder / GAME_FILE).is_file():
+                raise EnvError(f"no game file for {task.task_id} under {self._backend.root}")
+            self._env.load(str(folder / GAME_FILE))
+            self._loaded = task.task_id
+        return folder
+
+    def _result(self, observation: str, valid: bool | None = None) -> StepResult:
+        won = bool(self._state["won"])
+        return StepResult(
+            observation=observation.strip(),
+            score=1.0 if won else 0.0,
+            done=won,
+            success=won,
+            admissible=list(self._state["admissible_commands"]),
+            valid=valid,
+        )
+
+    def reset(self, task: Task) -> StepResult:
+        self._load(task)
+        self._state = self._env.reset()
+        self._intro = self._state.feedback
+        observation = self._intro.replace(_INTRO, "").split("Your task is to:")[0]
+        return self._result(observation)
+
+    def step(self, action: str) -> StepResult:
+        if self._state is None:
+            raise EnvError("step() before reset()")
+        valid = action.strip() in self._state["admissible_commands"]
+        self._state, _, _ = self._env.step(action)
+        return self._result(self._state.feedback, valid)
+
+    def instruction(self) -> str:
+        return _instruction(self._intro)
+
+    def expert(self, task: Task, seed: int = 0):
+        """Run the fixed hand-coded expert on ``task`` (leaves the engine mid-episode)."""
+        from .expert import run_expert
+
+        folder = self._load(task)
+        return run_expert(self._env, read_traj_data(folder), seed=seed)
+
+    def walkthrough(self, task: Task) -> list[str]:
+        folder = self._load(task)
+        import json
+
+        return list(json.loads((folder / GAME_FILE).read_text()).get("walkthrough") or [])
+
+    def close(self) -> None:
+        self._env = None
+
+
+class AlfworldBackend:
+    """Gold actions: the fixed hand-coded expert's (as in the ALFWorld/ETO expert data), falling back
+    to the game's verified planner walkthrough when the expert fails; ``params.planner_gold: true``
+    uses the walkthrough always."""
+
+    name = "alfworld"
+
+    def __init__(self, spec):
+        self.spec = spec
+        self.version = alfworld_version()
+        self.root = resolve_data_dir(spec)
+        self.planner_gold = bool(spec.params.get("planner_gold", False))
+        self._lock = threading.Lock()
+
+    def tasks(self, split_name: str) -> list[Task]:
+        return list_alfworld_tasks(self.spec, split_name)
+
+    def new_session(self) -> AlfworldSession:
+        with self._lock:
+            return AlfworldSession(self)
+
+    def gold_actions(self, session: AlfworldSession, task: Task) -> list[str]:
+        actions: list[str] = []
+        if not self.planner_gold:
+            run = session.expert(task)
+            if run.won:
+                actions = run.actions
+        if not actions:
+            actions = session.walkthrough(task)
+        if not actions:
+            raise EnvError(f"{task.task_id}: the expert failed and the game has no walkthrough")
+        session.reset(task)
+        return actions
+
+    def close(self) -> None:
+        pass
