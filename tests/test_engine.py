@@ -127,3 +127,17 @@ def test_kill_and_resume_gives_the_same_datasets(tmp_path):
         a = load_from_disk(str(tmp_path / "a" / "build" / "dataset"))[name].to_list()
         b = load_from_disk(str(tmp_path / "b" / "build" / "dataset"))[name].to_list()
         assert a == b, name
+
+
+def test_report_writes_plots(engine_build):
+    _, recipe, _ = engine_build
+    proc = run_cli("report", str(recipe.build_dir))
+    assert proc.returncode == 0, proc.stderr
+    report = recipe.build_dir / "report"
+    for name in ("step_reward_vs_remaining.png", "deviation_positions.png", "dataset_sizes.png"):
+        assert (report / name).stat().st_size > 5000, name
+    import json
+
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["step_reward_by_remaining"]["0"] == 1.0  # a complete expert prefix has won
+    assert summary["dataset_sizes"]["expert"] == 6
