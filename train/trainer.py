@@ -66,6 +66,7 @@ class TrainResult:
     final_loss: float
     out: Path
     stopped_early: bool = False
+    planned_steps: int = 0
     history: list[dict] = field(default_factory=list)
 
 
@@ -163,7 +164,9 @@ def train(
         return epoch_batches[epoch][m % per_epoch]
 
     n_steps = total_steps(spec, per_epoch)
-    start, tokens, stopped = time.monotonic(), 0, False
+    start, tokens, stopped, start_step = time.monotonic(), 0, False, step
+    if state and state.get("planned_steps"):
+        n_steps = min(n_steps, state["planned_steps"])
     model.train()
     last_loss = float("nan")
     while step < n_steps:
@@ -193,14 +196,18 @@ def train(
         if progress:
             progress(step, n_steps, loss_sum)
         if step % spec.save_every == 0 and step < n_steps:
-            save_checkpoint(model, optim, step, history, ckpt)
-        if spec.time_budget_s and elapsed > spec.time_budget_s and step < n_steps:
-            stopped = True
-            break
+            save_checkpoint(model, optim, step, history, ckpt, n_steps)
+        if spec.time_budget_s and step < n_steps:
+            if elapsed > spec.time_budget_s:
+                stopped = True
+                break
+            if step == 10 or step % 50 == 0:
+                # fit the schedule to the budget: the cosine then ends at the floor instead of being cut mid-way
+                n_steps = min(n_steps, step + int((spec.time_budget_s - elapsed) / (elapsed / (step - start_step))))
     seconds = time.monotonic() - start
     _save(model, tokenizer, out)
-    save_checkpoint(model, optim, step, history, ckpt)
-    result = TrainResult(step, tokens, seconds, last_loss, out, stopped, history)
+    save_checkpoint(model, optim, step, history, ckpt, n_steps)
+    result = TrainResult(step, tokens, seconds, last_loss, out, stopped, n_steps, history)
     (out / "train_log.json").write_text(
         json.dumps(
             {
@@ -225,7 +232,7 @@ def train(
     return result
 
 
-def save_checkpoint(model, optim, step: int, history: list[dict], path: Path) -> None:
+def save_checkpoint(model, optim, step: int, history: list[dict], path: Path, planned_steps: int = 0) -> None:
     """Weights (or adapter), optimizer and step, written to a temp dir and renamed (never half a checkpoint)."""
     import shutil
 
@@ -234,7 +241,7 @@ def save_checkpoint(model, optim, step: int, history: list[dict], path: Path) ->
     _save(model, None, tmp)
     torch.save(optim.state_dict(), tmp / "optimizer.pt")
     torch.save(torch.get_rng_state(), tmp / "rng.pt")
-    (tmp / "state.json").write_text(json.dumps({"step": step, "history": history}))
+    (tmp / "state.json").write_text(json.dumps({"step": step, "planned_steps": planned_steps, "history": history}))
     shutil.rmtree(path, ignore_errors=True)
     tmp.rename(path)
 
