@@ -205,6 +205,7 @@ def train(
                 # fit the schedule to the budget: the cosine then ends at the floor instead of being cut mid-way
                 n_steps = min(n_steps, step + int((spec.time_budget_s - elapsed) / (elapsed / (step - start_step))))
     seconds = time.monotonic() - start
+    model.config.use_cache = True  # off for training only; inference wants the KV cache
     _save(model, tokenizer, out)
     save_checkpoint(model, optim, step, history, ckpt, n_steps)
     result = TrainResult(step, tokens, seconds, last_loss, out, stopped, n_steps, history)
