@@ -168,7 +168,7 @@ def train(
     if state and state.get("planned_steps"):
         n_steps = min(n_steps, state["planned_steps"])
     model.train()
-    last_loss = float("nan")
+    last_loss, window = float("nan"), []
     while step < n_steps:
         lr = lr_at(step, n_steps, spec)
         for group in optim.param_groups:
@@ -191,8 +191,11 @@ def train(
         step += 1
         last_loss = loss_sum
         elapsed = time.monotonic() - start
+        window.append(loss_sum)
         if step % spec.log_every == 0 or step == n_steps:
-            history.append({"step": step, "loss": round(loss_sum, 5), "lr": lr, "tokens": tokens, "s": elapsed})
+            mean = sum(window) / len(window)  # mean over the logging window: one batch's loss is noisy
+            history.append({"step": step, "loss": round(mean, 5), "lr": lr, "tokens": tokens, "s": elapsed})
+            window.clear()
         if progress:
             progress(step, n_steps, loss_sum)
         if step % spec.save_every == 0 and step < n_steps:
