@@ -13,6 +13,7 @@ err = Console(stderr=True)
 
 RecipeOption = typer.Option(..., "--recipe", "-r", help="Recipe YAML file.")
 SetOption = typer.Option([], "--set", help="Override a recipe field: --set sft.lr=1e-3 (repeatable).")
+QuietOption = typer.Option(False, "--quiet", "-q", help="Log lines instead of progress bars (for logs and CI).")
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -37,6 +38,18 @@ def _quiet_hf() -> None:
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
+
+
+def _reporter(quiet: bool):
+    """Rich bars on a terminal; timestamped log lines (every few seconds) with --quiet."""
+    import logging
+    import sys
+
+    from steca_data.progress import Reporter
+
+    if quiet:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    return Reporter(quiet=quiet, console=err)
 
 
 def _paths(r):
@@ -82,14 +95,13 @@ def sft(
     model: Path | None = typer.Option(None, "--model", help="Start from this model (default: sft.init / model.*)."),
     out: Path | None = typer.Option(None, "--out", help="Output dir (default: sft.out or <build>/models/sft)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from <out>/checkpoint."),
+    quiet: bool = QuietOption,
     set_: list[str] = SetOption,
 ) -> None:
     """Supervised fine-tuning (weighted NLL on assistant turns) on the recipe's built datasets."""
     r = _recipe(recipe, set_)
     _quiet_hf()
     from transformers import AutoTokenizer
-
-    from steca_data.progress import Reporter
 
     from .data import load_rows, rows_to_examples
     from .trainer import plan_steps, train
@@ -118,7 +130,7 @@ def sft(
         + (f" ({truncated} cut to {r.sft.max_seq_len} tokens)" if truncated else "")
     )
     n_steps = plan_steps(r.sft, examples)
-    with Reporter(console=err).track("sft", n_steps, "steps") as advance:
+    with _reporter(quiet).track("sft", n_steps, "steps") as advance:
         done = [0]
 
         def progress(step: int, total: int, loss: float) -> None:
@@ -132,6 +144,11 @@ def sft(
         f"[green]trained[/green] {result.steps} steps in {result.seconds:.0f}s "
         f"({result.tokens / max(result.seconds, 1e-9):.0f} tok/s), final loss {result.final_loss:.3f} → {target}"
         + (" [yellow](stopped at the time budget)[/yellow]" if result.stopped_early else "")
+        + (
+            f" (schedule fitted to sft.time_budget_s: {result.steps} of {n_steps} planned steps)"
+            if result.steps < n_steps and not result.stopped_early
+            else ""
+        )
     )
 
 
@@ -146,6 +163,7 @@ def eval_cmd(
     policy: str | None = typer.Option(None, "--policy", help="random: the uniform-admissible-action floor."),
     limit: int | None = typer.Option(None, "--limit", help="First N tasks of each split (default eval.limit)."),
     out: Path | None = typer.Option(None, "--out", help="JSON report path (default <model or build>/eval/...)."),
+    quiet: bool = QuietOption,
     set_: list[str] = SetOption,
 ) -> None:
     """Play held-out tasks; report average final reward and success (95 % CIs); store every episode."""
@@ -169,7 +187,6 @@ def eval_cmd(
         _fail("--samples must be >= 0 and --temperature > 0", 2)
     _quiet_hf()
     from steca_data.policies.factory import make_policy, sampling_params
-    from steca_data.progress import Reporter
 
     from .evaluate import eval_modes, evaluate, report
 
@@ -188,7 +205,7 @@ def eval_cmd(
         _fail("nothing to evaluate: --no-greedy with --samples 0", 2)
     max_steps = r.eval.max_steps or r.env.max_steps
     start = time.monotonic()
-    results = evaluate(r, agent, splits, modes, max_steps, limit or r.eval.limit, r.eval.seed, Reporter(console=err))
+    results = evaluate(r, agent, splits, modes, max_steps, limit or r.eval.limit, r.eval.seed, _reporter(quiet))
     doc = report(r, name, agent, modes, max_steps, results, time.monotonic() - start)
     if out is None:
         base = Path(name) / "eval" if spec.backend in ("transformers", "vllm") else _paths(r).eval_dir
@@ -216,7 +233,7 @@ def _print_results(results, doc) -> None:
             f"{x.invalid_action_rate:.0%}",
             str(x.unparsable_replies),
         )
-    Console().print(table)
+    Console(width=max(120, Console().width)).print(table)
 
 
 @app.command()

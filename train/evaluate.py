@@ -105,6 +105,21 @@ def eval_modes(is_random: bool, greedy: bool, samples: int, temperature: float, 
     return modes
 
 
+def eval_key(policy_id: str, task, mode: Mode, sample: int, seed: int, max_steps: int, prompt: PromptConfig) -> str:
+    return unit_key(
+        "eval",
+        EVAL_VERSION,
+        task_id=task.task_id,
+        policy=policy_id,
+        params=asdict(mode.params),
+        sample=sample,
+        seed=seed,
+        max_steps=max_steps,
+        prompt=asdict(prompt),
+        prompt_version=prompt.version_for(task.env),
+    )
+
+
 def evaluate(
     recipe,
     policy: Policy,
@@ -115,65 +130,54 @@ def evaluate(
     seed: int,
     reporter,
 ) -> list[SplitResult]:
-    """Play every (split, mode, task, sample) not yet in the cache, store each episode as it ends."""
+    """Play every (split, mode, task, sample) not yet in the cache, store each episode as it ends.
+
+    All splits of a mode run in one lock-step batch: bigger batches, and one tail of stragglers
+    instead of one per split.
+    """
     prompt = PromptConfig.from_recipe(recipe)
+    tasks = {split: list_tasks(recipe.env, split)[:limit] for split in splits}
     results = []
     backend = None
     try:
         with Cache(recipe.cache_path) as cache:
-            for split in splits:
-                tasks = list_tasks(recipe.env, split)[:limit]
-                for mode in modes:
-                    starts, keys = [], []
-                    for task in tasks:
-                        for k in range(mode.samples):
-                            starts.append(EpisodeStart(task=task, seed=seed + k))
-                            keys.append(
-                                unit_key(
-                                    "eval",
-                                    EVAL_VERSION,
-                                    task_id=task.task_id,
-                                    policy=policy.policy_id,
-                                    params=asdict(mode.params),
-                                    sample=k,
-                                    seed=seed,
-                                    max_steps=max_steps,
-                                    prompt=asdict(prompt),
-                                    prompt_version=prompt.version_for(task.env),
-                                )
-                            )
-                    have = cache.get_trajectories(keys)
-                    todo = [i for i, key in enumerate(keys) if key not in have]
-                    done = {keys[i]: have[keys[i]] for i in range(len(keys)) if keys[i] in have}
-                    if todo:
-                        backend = backend or make_backend(recipe.env)
-                        with (
-                            reporter.track(f"eval {split} · {mode.name}", len(todo), "episodes") as advance,
-                            SessionPool(backend, recipe.env.workers) as pool,
-                        ):
+            for mode in modes:
+                units = [  # (split, key, start)
+                    (
+                        split,
+                        eval_key(policy.policy_id, task, mode, k, seed, max_steps, prompt),
+                        EpisodeStart(task, seed=seed + k),
+                    )
+                    for split in splits
+                    for task in tasks[split]
+                    for k in range(mode.samples)
+                ]
+                done = cache.get_trajectories([key for _, key, _ in units])
+                todo = [u for u in units if u[1] not in done]
+                if todo:
+                    backend = backend or make_backend(recipe.env)
+                    with (
+                        reporter.track(f"eval {mode.name}", len(todo), "episodes") as advance,
+                        SessionPool(backend, recipe.env.workers) as pool,
+                    ):
 
-                            def store(j: int, traj: Trajectory, _todo=todo, keys=keys, done=done) -> None:
-                                key = keys[_todo[j]]
-                                cache.put_trajectory(key, traj)
-                                done[key] = traj
-                                advance()
+                        def store(j: int, traj: Trajectory, todo=todo, done=done) -> None:
+                            cache.put_trajectory(todo[j][1], traj)
+                            done[todo[j][1]] = traj
+                            advance()
 
-                            run_episodes(
-                                pool,
-                                policy,
-                                [starts[i] for i in todo],
-                                mode.params,
-                                max_steps,
-                                prompt,
-                                on_done=store,
-                                source="eval",
-                            )
-                        cache.flush()
-                    results.append(summarise(split, mode, [done[k] for k in keys], len(todo)))
+                        run_episodes(
+                            pool, policy, [u[2] for u in todo], mode.params, max_steps, prompt, store, source="eval"
+                        )
+                    cache.flush()
+                for split in splits:
+                    keys = [key for sp, key, _ in units if sp == split]
+                    computed = sum(1 for sp, _, _ in todo if sp == split)
+                    results.append(summarise(split, mode, [done[k] for k in keys], computed))
     finally:
         if backend is not None:
             backend.close()
-    return results
+    return sorted(results, key=lambda r: (splits.index(r.split), [m.name for m in modes].index(r.mode)))
 
 
 def report(recipe, model: str | None, policy: Policy, modes: list[Mode], max_steps: int, results, seconds: float):

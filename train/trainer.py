@@ -66,6 +66,7 @@ class TrainResult:
     final_loss: float
     out: Path
     stopped_early: bool = False
+    planned_steps: int = 0
     history: list[dict] = field(default_factory=list)
 
 
@@ -163,9 +164,11 @@ def train(
         return epoch_batches[epoch][m % per_epoch]
 
     n_steps = total_steps(spec, per_epoch)
-    start, tokens, stopped = time.monotonic(), 0, False
+    start, tokens, stopped, start_step = time.monotonic(), 0, False, step
+    if state and state.get("planned_steps"):
+        n_steps = min(n_steps, state["planned_steps"])
     model.train()
-    last_loss = float("nan")
+    last_loss, window = float("nan"), []
     while step < n_steps:
         lr = lr_at(step, n_steps, spec)
         for group in optim.param_groups:
@@ -188,19 +191,27 @@ def train(
         step += 1
         last_loss = loss_sum
         elapsed = time.monotonic() - start
+        window.append(loss_sum)
         if step % spec.log_every == 0 or step == n_steps:
-            history.append({"step": step, "loss": round(loss_sum, 5), "lr": lr, "tokens": tokens, "s": elapsed})
+            mean = sum(window) / len(window)  # mean over the logging window: one batch's loss is noisy
+            history.append({"step": step, "loss": round(mean, 5), "lr": lr, "tokens": tokens, "s": elapsed})
+            window.clear()
         if progress:
             progress(step, n_steps, loss_sum)
         if step % spec.save_every == 0 and step < n_steps:
-            save_checkpoint(model, optim, step, history, ckpt)
-        if spec.time_budget_s and elapsed > spec.time_budget_s and step < n_steps:
-            stopped = True
-            break
+            save_checkpoint(model, optim, step, history, ckpt, n_steps)
+        if spec.time_budget_s and step < n_steps:
+            if elapsed > spec.time_budget_s:
+                stopped = True
+                break
+            if step == 10 or step % 50 == 0:
+                # fit the schedule to the budget: the cosine then ends at the floor instead of being cut mid-way
+                n_steps = min(n_steps, step + int((spec.time_budget_s - elapsed) / (elapsed / (step - start_step))))
     seconds = time.monotonic() - start
+    model.config.use_cache = True  # off for training only; inference wants the KV cache
     _save(model, tokenizer, out)
-    save_checkpoint(model, optim, step, history, ckpt)
-    result = TrainResult(step, tokens, seconds, last_loss, out, stopped, history)
+    save_checkpoint(model, optim, step, history, ckpt, n_steps)
+    result = TrainResult(step, tokens, seconds, last_loss, out, stopped, n_steps, history)
     (out / "train_log.json").write_text(
         json.dumps(
             {
@@ -225,7 +236,7 @@ def train(
     return result
 
 
-def save_checkpoint(model, optim, step: int, history: list[dict], path: Path) -> None:
+def save_checkpoint(model, optim, step: int, history: list[dict], path: Path, planned_steps: int = 0) -> None:
     """Weights (or adapter), optimizer and step, written to a temp dir and renamed (never half a checkpoint)."""
     import shutil
 
@@ -234,7 +245,7 @@ def save_checkpoint(model, optim, step: int, history: list[dict], path: Path) ->
     _save(model, None, tmp)
     torch.save(optim.state_dict(), tmp / "optimizer.pt")
     torch.save(torch.get_rng_state(), tmp / "rng.pt")
-    (tmp / "state.json").write_text(json.dumps({"step": step, "history": history}))
+    (tmp / "state.json").write_text(json.dumps({"step": step, "planned_steps": planned_steps, "history": history}))
     shutil.rmtree(path, ignore_errors=True)
     tmp.rename(path)
 

@@ -164,11 +164,15 @@ class TransformersPolicy:
         import torch
 
         prompts = [self.encode(r.messages) for r in requests]
-        shared = self._shared_prefix(prompts) if len(prompts) > 1 or self._prefix else 0
+        shared = self._shared_prefix(prompts)
         if shared and self._prefix is not None:
             cached = self._prefix[0]
             if len(cached) <= shared and all(p[: len(cached)] == list(cached) for p in prompts):
                 shared = len(cached)  # reuse the previous prefix rather than recomputing a longer one
+            elif len(prompts) == 1:
+                shared = 0  # a lone prompt gains nothing from caching itself
+        elif len(prompts) == 1:
+            shared = 0
         width = max(len(p) - shared for p in prompts)
         pad = self.tokenizer.pad_token_id
         ids = torch.full((len(prompts), shared + width), pad, dtype=torch.long)
