@@ -72,3 +72,13 @@ def test_first_error_step():
     assert first_error_step(["a", "b", "c"], ["a", "b"]) == 3
     assert first_error_step(["a", "b", "c"], ["a", "b", "c", "d"]) is None
     assert first_error_step(["a"], []) == 1
+
+
+def test_embedding_distance_with_a_local_model(init_model_dir):
+    from steca_data.distance import step_distance
+
+    dist = step_distance("embedding", str(init_model_dir))
+    assert dist("take red apple", "take red apple") == 0.0
+    d = dist("take red apple", "open fridge")
+    assert 0.0 < d <= 1.0 and d == dist("open fridge", "take red apple")
+    assert 0.0 <= ndtw(["take red apple", "open fridge"], ["open fridge"], dist) <= 1.0

@@ -70,3 +70,12 @@ def test_openai_reflector_survives_a_server_error():
         spec = ReflectionSpec(backend="openai", base_url=server.base_url, max_retries=2, timeout_s=5)
         (outcome,) = OpenAIReflector(spec).reflect([REQUEST])
     assert outcome.status == "ok" and len(server.requests) == 2
+
+
+def test_self_reflection_through_the_policy_protocol():
+    from steca_data.policies.random_policy import RandomPolicy
+    from steca_data.reflection import PolicyReflector
+
+    (outcome,) = PolicyReflector(RandomPolicy(), max_retries=1, temperature=0.0).reflect([REQUEST])
+    assert outcome.status == "ok" and outcome.thought == "I will try something."
+    assert "The correct next action is: open fridge" in outcome.prompt
