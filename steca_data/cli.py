@@ -249,7 +249,7 @@ def bench(
         prompt = PromptConfig.from_recipe(r)
         arms = [
             run_arm(
-                "engine (lock-step batches)",
+                "engine",
                 backend,
                 policy,
                 starts,
@@ -263,7 +263,7 @@ def bench(
         if baseline:
             arms.append(
                 run_arm(
-                    "sequential (one rollout, one call per step)",
+                    "sequential",
                     backend,
                     policy,
                     starts,

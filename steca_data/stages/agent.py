@@ -53,10 +53,19 @@ def static_policy_id(spec, model: str | None) -> str:
     return f"{prefix}:{path.name}:{model_digest(path)}"
 
 
+def quiet_transformers() -> None:
+    """Our reporter shows progress; transformers' own bars (loading weights, writing shards) are noise."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
 def _loader(spec, model: str | None) -> Callable[[], object]:
     def load():
         from ..policies.factory import make_policy
 
+        quiet_transformers()
         return make_policy(spec, model)
 
     return load
@@ -149,6 +158,7 @@ class BaseAgentStage(Stage):
         if not rows:
             raise RuntimeError("the warm-up needs expert trajectories, and the expert stage produced none")
         disable_progress_bar()
+        quiet_transformers()
         DatasetDict({"expert": _to_dataset("expert", rows)}).save_to_disk(str(work / "data"))
         ctx.reporter.info(
             f"warm-up: init-model ({r.model.hidden_size}d x {r.model.num_layers} layers) on "
