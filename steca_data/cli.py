@@ -248,32 +248,9 @@ def bench(
         max_steps = r.rollouts.max_steps or r.env.max_steps
         prompt = PromptConfig.from_recipe(r)
         arms = [
-            run_arm(
-                "engine",
-                backend,
-                policy,
-                starts,
-                params,
-                max_steps,
-                prompt,
-                r.env.workers,
-                max_active=len(starts),
-            )
+            run_arm(name, backend, policy, starts, params, max_steps, prompt, r.env.workers, max_active=active)
+            for name, active in [("engine", len(starts)), ("sequential", 1)][: 2 if baseline else 1]
         ]
-        if baseline:
-            arms.append(
-                run_arm(
-                    "sequential",
-                    backend,
-                    policy,
-                    starts,
-                    params,
-                    max_steps,
-                    prompt,
-                    r.env.workers,
-                    max_active=1,
-                )
-            )
     finally:
         backend.close()
     table = Table(

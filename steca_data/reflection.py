@@ -7,7 +7,6 @@ response is kept; unusable answers are retried, then recorded as failed, never d
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from .react import format_observation, format_turn
@@ -130,22 +129,12 @@ class OpenAIReflector(_RetryingReflector):
     name = "openai"
 
     def __init__(self, spec: ReflectionSpec):
-        from openai import OpenAI
+        from .openai_client import openai_client
 
-        api_key = os.environ.get(spec.api_key_env)
-        if not api_key:
-            if spec.base_url is None:
-                raise RuntimeError(
-                    f"reflection.backend is 'openai' but ${spec.api_key_env} is not set "
-                    "(set it, or point reflection.base_url at a local server)"
-                )
-            api_key = "EMPTY"
         self.spec = spec
         self.model = spec.model
         self.max_retries = spec.max_retries
-        self.client = OpenAI(
-            api_key=api_key, base_url=spec.base_url, timeout=spec.timeout_s, max_retries=spec.max_retries
-        )
+        self.client = openai_client(spec, "reflection")
 
     def _one(self, prompt: str) -> str:
         try:

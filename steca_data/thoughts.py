@@ -7,7 +7,6 @@ Thought/Action format.
 
 from __future__ import annotations
 
-import os
 import re
 
 from .recipe import ThoughtSpec
@@ -111,20 +110,10 @@ class OpenAIThoughtWriter:
     """One chat call per trajectory; the ``openai`` client retries 5xx/timeouts with backoff."""
 
     def __init__(self, spec: ThoughtSpec):
-        from openai import OpenAI
+        from .openai_client import openai_client
 
-        api_key = os.environ.get(spec.api_key_env)
-        if not api_key:
-            if spec.base_url is None:
-                raise RuntimeError(
-                    f"experts.thoughts.backend is 'openai' but ${spec.api_key_env} is not set "
-                    "(set it, or point experts.thoughts.base_url at a local server)"
-                )
-            api_key = "EMPTY"  # local OpenAI-compatible servers (vLLM) accept any key
         self.spec = spec
-        self.client = OpenAI(
-            api_key=api_key, base_url=spec.base_url, timeout=spec.timeout_s, max_retries=spec.max_retries
-        )
+        self.client = openai_client(spec, "experts.thoughts")
 
     @property
     def source(self) -> str:

@@ -141,3 +141,17 @@ def test_report_writes_plots(engine_build):
     summary = json.loads((report / "summary.json").read_text())
     assert summary["step_reward_by_remaining"]["0"] == 1.0  # a complete expert prefix has won
     assert summary["dataset_sizes"]["expert"] == 6
+
+
+def test_bench_plays_the_same_rollouts_in_both_arms(tmp_path):
+    import json
+
+    path = _engine_recipe(tmp_path, name="bench")
+    out = tmp_path / "bench.json"
+    proc = run_cli("bench", str(path), "--tasks", "2", "--n", "2", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    figures = json.loads(out.read_text())
+    engine, sequential = figures["arms"]
+    assert engine["rollouts"] == sequential["rollouts"] == 4
+    assert engine["steps"] == sequential["steps"], "same seeds, same policy: the same rollouts"
+    assert figures["speedup"] > 0 and "engine / sequential" in proc.stdout
