@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-
 from rich.console import Console
 
 err = Console(stderr=True)
@@ -29,6 +28,7 @@ def _quiet_hf() -> None:
     from .cli import _quiet_hf as quiet
 
     quiet()
+
 
 METHOD_HELP = "steca (reward-weighted) | steca-sft (weights 1) | rft (expert ∪ De) | steca-dpo (steca-sft + DPO)."
 
