@@ -136,8 +136,8 @@ def test_dpo_pairs_and_one_step(experiment_recipe, tokenizer, tmp_path):
         assert pair["prompt"][-1]["role"] == "user" and pair["chosen"][-1]["role"] == "assistant"
     # the collator keeps the loss on assistant tokens only
     collator = assistant_only_collator(tokenizer)
-    ids = tokenizer.apply_chat_template(pairs[0]["prompt"], add_generation_prompt=True)
-    ids = ids["input_ids"] if isinstance(ids, dict) else ids
+    text = tokenizer.apply_chat_template(pairs[0]["prompt"], add_generation_prompt=True, tokenize=False)
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     chosen = tokenizer("Thought: a\nAction: b<|end|><|user|>Observation: c<|end|><|assistant|>d<|end|>")["input_ids"]
     batch = collator([{"prompt_ids": list(ids), "chosen_ids": chosen, "rejected_ids": chosen}])
     kept = tokenizer.decode(batch["input_ids"][0][batch["completion_mask"][0].bool()])
@@ -174,3 +174,27 @@ def test_experiment_runs_then_resumes_from_its_cache(experiment_recipe):
     assert {"train steca s0", "eval steca s0", "train steca-dpo s0"} <= computed
     doc = json.loads((out / "results.json").read_text())
     assert doc["data_fingerprint"] == first["data_fingerprint"]
+
+
+def test_reinforce_cli_trains_and_rejects_bad_input(experiment_recipe, tmp_path):
+    from typer.testing import CliRunner
+
+    from steca_data.builder import Builder
+    from steca_data.progress import Reporter
+    from steca_data.recipe import load_recipe
+    from steca_train.cli import app
+
+    recipe = load_recipe(experiment_recipe)
+    Builder(recipe, Reporter(quiet=True)).build()  # cached by the tests above
+    build, model = str(recipe.build_dir), recipe.policy.model
+    runner = CliRunner()
+    bad = runner.invoke(app, ["reinforce", "--data", build, "--model", model, "--method", "ppo"])
+    assert bad.exit_code == 2 and "--method must be one of" in bad.output
+    missing = runner.invoke(app, ["reinforce", "--data", str(tmp_path), "--recipe", str(experiment_recipe)])
+    assert missing.exit_code == 2 and "no built datasets" in missing.output
+    out = tmp_path / "steca"
+    args = ["reinforce", "--data", build, "--model", model, "--out", str(out), "-q", "--set", "reinforce.max_steps=1"]
+    ok = runner.invoke(app, args)
+    assert ok.exit_code == 0, ok.output
+    log = json.loads((out / "train_log.json").read_text())
+    assert log["steps"] == 1 and (out / "config.json").is_file()

@@ -127,7 +127,6 @@ def train_dpo(spec: DPOSpec, init: Path, pairs: list[dict], out: Path, seed: int
         num_train_epochs=spec.epochs,
         per_device_train_batch_size=spec.batch_size,
         max_length=spec.max_length,
-        truncation_mode="keep_end",
         bf16=False,
         gradient_checkpointing=False,
         use_cpu=not torch.cuda.is_available(),

@@ -185,7 +185,7 @@ def _eval_settings(recipe) -> dict:
     return {
         "eval": e.model_dump(mode="json", exclude={"seed"}),
         "env": recipe.env.model_dump(mode="json", exclude={"workers", "jvm_max_heap"}),
-        "policy": recipe.policy.model_dump(mode="json", exclude={"batch_size", "threads", "device", "model"}),
+        "decoding": recipe.policy.model_dump(mode="json", exclude={"batch_size", "threads", "device", "model"}),
         "prompt": recipe.prompt.model_dump(mode="json"),
     }
 
