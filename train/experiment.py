@@ -293,8 +293,11 @@ def run_experiment(recipe, reporter) -> dict:
     base, base_id, fingerprint, stats = run_build(recipe, reporter)
     ctx = Context(recipe, reporter, out, base, base_id, recipe.build_dir / "dataset", fingerprint)
     ctx.record("build", "computed" if stats.pop("computed") else "cached", start)
-    runs = []
-    for seed in recipe.experiment.seeds:
+    from .report import write_report
+
+    runs: list[dict] = []
+    datasets = weight_summary(_all_rows(ctx.data_dir))
+    for i, seed in enumerate(recipe.experiment.seeds):
         for method in recipe.experiment.methods:
             model = train_method(ctx, method, seed)
             box: dict = {}  # the policy is loaded only if something is not cached
@@ -305,26 +308,27 @@ def run_experiment(recipe, reporter) -> dict:
             marker = _read_json(model / MARKER) if method != "sft" else None
             runs.append({"method": method, "seed": seed, "model": str(model), "train": marker,
                          "results": evaluation["results"], "calibration": calibration})  # fmt: skip
-    from .report import write_report
-
-    doc = {
-        "recipe": recipe.name,
-        "recipe_fingerprint": recipe.fingerprint(),
-        "base_model": str(base),
-        "base_policy_id": base_id,
-        "data_fingerprint": fingerprint,
-        "build": stats,
-        "datasets": weight_summary(_all_rows(ctx.data_dir)),
-        "seeds": recipe.experiment.seeds,
-        "methods": recipe.experiment.methods,
-        "eval": _eval_settings(recipe)["eval"],
-        "runs": runs,
-        "steps": [asdict(s) for s in ctx.steps],
-        "seconds": round(time.monotonic() - t0, 1),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }
-    doc["table"] = summary_table(doc)
-    write_report(doc, out)
+        # the report is rewritten after every seed, so a long run that is stopped still shows what it has
+        done = recipe.experiment.seeds[: i + 1]
+        doc = {
+            "recipe": recipe.name,
+            "recipe_fingerprint": recipe.fingerprint(),
+            "base_model": str(base),
+            "base_policy_id": base_id,
+            "data_fingerprint": fingerprint,
+            "build": stats,
+            "datasets": datasets,
+            "seeds": done,
+            "complete": len(done) == len(recipe.experiment.seeds),
+            "methods": recipe.experiment.methods,
+            "eval": _eval_settings(recipe)["eval"],
+            "runs": runs,
+            "steps": [asdict(s) for s in ctx.steps],
+            "seconds": round(time.monotonic() - t0, 1),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        doc["table"] = summary_table(doc)
+        write_report(doc, out)
     return doc
 
 

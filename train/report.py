@@ -74,8 +74,39 @@ def markdown(doc: dict) -> str:
     ]
     for name, w in doc["datasets"].items():
         lines.append(f"| {name} | {w['rows']} | {w['mean']:.3f} | {w['min']:.3f} | {w['max']:.3f} |")
-    lines += ["", f"Total wall time of this run: {doc['seconds'] / 60:.1f} min (cached steps take ~0 s)."]
+    lines += ["", *training_lines(doc), *timing_lines(doc)]
+    if not doc.get("complete", True):
+        lines.append("**Incomplete run**: only the seeds listed at the top have finished.")
     return "\n".join(lines) + "\n"
+
+
+def training_lines(doc: dict) -> list[str]:
+    """Per trained method: rows (or DPO pairs), optimizer steps, final loss, seconds (means over seeds)."""
+    by: dict[str, list[dict]] = {}
+    for run in doc["runs"]:
+        if run.get("train"):
+            by.setdefault(run["method"], []).append(run["train"])
+    if not by:
+        return []
+    lines = ["| trained method | rows / pairs | steps | final loss | train s |", "|---|---|---|---|---|"]
+    for method, logs in by.items():
+        rows = logs[0].get("rows", logs[0].get("pairs"))
+        loss = [x["final_loss"] for x in logs if x.get("final_loss") is not None]
+        shown = f"{statistics.fmean(loss):.3f}" if loss else "(DPO, see losses.png)"
+        secs = statistics.fmean(x["train_seconds"] for x in logs)
+        lines.append(f"| {LABELS.get(method, method)} | {rows} | {logs[0]['steps']} | {shown} | {secs:.0f} |")
+    return [*lines, ""]
+
+
+def timing_lines(doc: dict) -> list[str]:
+    """Measured wall time of the steps this run computed (cached steps cost ~0 s)."""
+    kinds: dict[str, float] = {}
+    for step in doc["steps"]:
+        if step["status"] == "computed":
+            kind = step["name"].split()[0]  # build | train | eval | calibration
+            kinds[kind] = kinds.get(kind, 0.0) + step["seconds"]
+    parts = ", ".join(f"{k} {v / 60:.1f}" for k, v in kinds.items())
+    return [f"Wall time of this run: {doc['seconds'] / 60:.1f} min ({parts or 'all cached'}; minutes).", ""]
 
 
 def calibration_table(doc: dict) -> list[dict]:
