@@ -144,6 +144,9 @@ def train_dpo(spec: DPOSpec, init: Path, pairs: list[dict], out: Path, seed: int
         processing_class=tokenizer,
         data_collator=assistant_only_collator(tokenizer),
     )
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # our train_log.json keeps the history; no dicts on stdout
     start = time.monotonic()
     trainer.train()
     seconds = time.monotonic() - start

@@ -78,7 +78,7 @@ def run_build(recipe, reporter) -> tuple[Path, str, str, dict]:
     agent = next(r for r in summary.results if r.stage == "base_agent")
     with Cache(recipe.cache_path, read_only=True) as cache:
         fingerprint = cache.get_meta("output_fingerprint")
-        stats = build_stats(cache)
+        stats = build_stats(recipe, cache)
     if recipe.policy.model:
         model = Path(recipe.policy.model)
     else:
@@ -88,22 +88,49 @@ def run_build(recipe, reporter) -> tuple[Path, str, str, dict]:
     return model, static_policy_id(recipe.policy, str(model)), fingerprint, stats | {"computed": summary.computed}
 
 
-def build_stats(cache) -> dict:
-    """What the engine found: proposals, how many deviated, rollouts and their success (the analysis)."""
+def build_stats(recipe, cache) -> dict:
+    """What this build's engine found (its own unit keys, not everything the cache holds): proposals, how many
+    deviated, rollouts and their success. The analysis that explains the table."""
+    from steca_data.progress import Reporter
+    from steca_data.stages.agent import BaseAgentStage
+    from steca_data.stages.base import BuildContext
+    from steca_data.stages.engine import Engine, ReflectionStage
 
-    def one(sql: str):
-        return cache.sql(sql).fetchone()[0]
+    ctx = BuildContext(recipe, cache, Reporter(quiet=True))
+    BaseAgentStage().plan(ctx)  # resolves the base agent's policy id from the warm-up marker, loads nothing
+    engine = Engine(ctx)
+    proposals = engine.proposals()
+    prefixes = engine.scored_prefixes(proposals)
+    starts = [k for p in prefixes if p.kind == "expert" and p.step == 0 for k in p.rollout_keys()]
+    every = [k for p in prefixes for k in p.rollout_keys()]
 
+    def rollouts(keys: list[str]) -> tuple[int, float | None]:
+        return cache.sql(
+            "SELECT count(*), avg(success::INT) FROM rollouts WHERE key IN (SELECT unnest(?))", [keys]
+        ).fetchone()
+
+    n_rollouts, success = rollouts(every)
+    _, exploration = rollouts(starts)
+    verdicts = [v for vs in engine.verdicts().values() for v in vs]
     return {
-        "proposals": one("SELECT count(*) FROM proposals"),
-        "proposals_equal_expert": one("SELECT count(*) FROM proposals WHERE trim(action) = trim(expert_action)"),
-        "judged": one("SELECT count(*) FROM deviations"),
-        "deviated": one("SELECT count(*) FROM deviations WHERE deviated"),
-        "first_deviations": one("SELECT count(*) FROM deviations WHERE first"),
-        "rollouts": one("SELECT count(*) FROM rollouts"),
-        "rollout_success": one("SELECT avg(success::INT) FROM rollouts"),
-        "exploration_success": one("SELECT avg(success::INT) FROM rollouts WHERE kind = 'expert' AND step = 0"),
-        "reflections_ok": one("SELECT count(*) FROM reflections WHERE status = 'ok'"),
+        "tasks": len(engine.walks),
+        "proposals": len(proposals),
+        "proposals_equal_expert": sum(
+            proposals[(w.task.task_id, t)]["action"].strip() == w.actions[t - 1].strip()
+            for w in engine.walks
+            for t in range(1, len(w.actions) + 1)
+            if (w.task.task_id, t) in proposals
+        ),
+        "judged": len(verdicts),
+        "deviated": sum(v.deviated for v in verdicts),
+        "first_deviations": sum(v.first for v in verdicts),
+        "rollouts": n_rollouts,
+        "rollout_success": success,
+        "exploration_success": exploration,
+        "reflections_ok": cache.sql(
+            "SELECT count(*) FROM reflections WHERE status = 'ok' AND key IN (SELECT unnest(?))",
+            [[u[3] for u in ReflectionStage()._units(ctx)]],
+        ).fetchone()[0],
     }
 
 
@@ -297,6 +324,7 @@ def run_experiment(recipe, reporter) -> dict:
 
     runs: list[dict] = []
     datasets = weight_summary(_all_rows(ctx.data_dir))
+    base_nll = base_dataset_nll(ctx)
     for i, seed in enumerate(recipe.experiment.seeds):
         for method in recipe.experiment.methods:
             model = train_method(ctx, method, seed)
@@ -318,6 +346,7 @@ def run_experiment(recipe, reporter) -> dict:
             "data_fingerprint": fingerprint,
             "build": stats,
             "datasets": datasets,
+            "base_nll": base_nll,
             "seeds": done,
             "complete": len(done) == len(recipe.experiment.seeds),
             "methods": recipe.experiment.methods,
@@ -330,6 +359,21 @@ def run_experiment(recipe, reporter) -> dict:
         doc["table"] = summary_table(doc)
         write_report(doc, out)
     return doc
+
+
+def base_dataset_nll(ctx: Context) -> dict:
+    """The base agent's per-token NLL on each built dataset (cached by its weights and the rows)."""
+    from .data import load_rows
+    from .reinforce import dataset_nll
+
+    key = unit_key("nll", EXPERIMENT_VERSION, base=ctx.base_policy_id, data=ctx.data_fingerprint)
+    path = ctx.out / f"base-nll-{key[:10]}.json"
+    found = _read_json(path)
+    if found is None:
+        sets = {name: load_rows(ctx.data_dir, [name]) for name in ("expert", "dc", "de", "ds")}
+        found = dataset_nll(ctx.base_model, sets, ctx.recipe.prompt.history)
+        _write_json(path, found)
+    return found
 
 
 def _all_rows(data_dir: Path) -> list[dict]:

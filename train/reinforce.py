@@ -76,3 +76,33 @@ def weight_summary(rows: list[dict]) -> dict[str, dict[str, float]]:
     return {
         name: {"rows": len(w), "mean": sum(w) / len(w), "min": min(w), "max": max(w)} for name, w in sorted(by.items())
     }
+
+
+def dataset_nll(model_dir: Path, rows_by_set: dict[str, list[dict]], history: int | None, max_rows: int = 100) -> dict:
+    """Mean per-token NLL of a model on each dataset's loss-bearing turns (unweighted; first ``max_rows`` rows).
+
+    Read against the training loss: a set the base agent already finds easy (expert, Ds: template thoughts)
+    teaches little, a set it finds hard (De: its own sampled free-form thoughts) dominates the gradient.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from .data import collate, rows_to_examples
+    from .trainer import weighted_nll
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).eval()
+    out = {}
+    for name, rows in rows_by_set.items():
+        examples, _ = rows_to_examples(objective_rows(rows[:max_rows], False), tokenizer, history, 768)
+        total, count = 0.0, 0
+        for i in range(0, len(examples), 8):
+            batch = examples[i : i + 8]
+            ids, attn, mask, weights = collate(batch, tokenizer.pad_token_id)
+            n = float(mask[:, 1:].sum())
+            with torch.no_grad():
+                logits = model(input_ids=ids, attention_mask=attn).logits
+            total += weighted_nll(logits, ids, mask, weights, 1.0).item()
+            count += n
+        out[name] = round(total / max(count, 1.0), 4)
+    return out

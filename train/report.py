@@ -63,17 +63,21 @@ def markdown(doc: dict) -> str:
         lines.append("")
     b = doc["build"]
     lines += [
-        f"Engine: {b['proposals']} proposals ({b['proposals_equal_expert']} equal to the expert action), "
+        f"Engine on {b.get('tasks', '?')} train tasks: {b['proposals']} proposals "
+        f"({b['proposals_equal_expert']} equal to the expert action), "
         f"{b['deviated']} judged deviated, {b['first_deviations']} first deviations, "
         f"{b['reflections_ok']} reflections; "
         f"{b['rollouts']} rollouts (success {100 * (b['rollout_success'] or 0):.0f} %, explorations from the start "
         f"{100 * (b['exploration_success'] or 0):.0f} %).",
         "",
-        "| dataset | rows | mean weight | min | max |",
-        "|---|---|---|---|---|",
+        "| dataset | rows | mean weight | min | max | base agent NLL/token |",
+        "|---|---|---|---|---|---|",
     ]
+    nll = doc.get("base_nll") or {}
     for name, w in doc["datasets"].items():
-        lines.append(f"| {name} | {w['rows']} | {w['mean']:.3f} | {w['min']:.3f} | {w['max']:.3f} |")
+        lines.append(
+            f"| {name} | {w['rows']} | {w['mean']:.3f} | {w['min']:.3f} | {w['max']:.3f} | {nll.get(name, '–')} |"
+        )
     lines += ["", *training_lines(doc), *timing_lines(doc)]
     if not doc.get("complete", True):
         lines.append("**Incomplete run**: only the seeds listed at the top have finished.")
