@@ -81,8 +81,8 @@ def weight_summary(rows: list[dict]) -> dict[str, dict[str, float]]:
 def dataset_nll(model_dir: Path, rows_by_set: dict[str, list[dict]], history: int | None, max_rows: int = 100) -> dict:
     """Mean per-token NLL of a model on each dataset's loss-bearing turns (unweighted; first ``max_rows`` rows).
 
-    Read against the training loss: a set the base agent already finds easy (expert, Ds: template thoughts)
-    teaches little, a set it finds hard (De: its own sampled free-form thoughts) dominates the gradient.
+    Read against the training loss: a set the base agent already finds easy teaches little, a set it finds
+    hard (e.g. Dc's reflection thoughts, text it never saw in warm-up) dominates the gradient.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
