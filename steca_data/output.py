@@ -134,7 +134,7 @@ def write_outputs(
     if "arrow" in recipe.output.formats:
         tmp = build / "dataset.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        dd.save_to_disk(str(tmp))
+        dd.save_to_disk(str(tmp), num_shards={name: 1 for name in dd})  # an empty split still gets a shard
         (tmp / "README.md").write_text(card)
         shutil.rmtree(targets["arrow"], ignore_errors=True)
         tmp.rename(targets["arrow"])

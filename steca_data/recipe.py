@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .envs.catalog import FOLD_SIZES, validate_game_params
 from .recipe_agent import EvalSpec, ModelSpec, PolicySpec, SFTSpec
 from .recipe_engine import DeviationSpec, ProposalSpec, ReflectionSpec, RewardSpec, RolloutSpec
+from .recipe_reinforce import ExperimentSpec, ReinforceSpec
 
 
 class RecipeError(Exception):
@@ -205,6 +206,9 @@ class Recipe(_Section):
     deviation: DeviationSpec = Field(default_factory=DeviationSpec)
     reflection: ReflectionSpec = Field(default_factory=ReflectionSpec)
     reward: RewardSpec = Field(default_factory=RewardSpec)
+    # closing the loop: reinforced training and baselines, and the experiment that compares them
+    reinforce: ReinforceSpec = Field(default_factory=ReinforceSpec)
+    experiment: ExperimentSpec = Field(default_factory=ExperimentSpec)
 
     # Where the recipe was read from; not part of the recipe's content or hash.
     source_path: Path | None = Field(None, exclude=True)
@@ -233,7 +237,8 @@ class Recipe(_Section):
 
     def fingerprint(self) -> str:
         """Hash of everything that shapes the data (not where it is written, nor the description)."""
-        skip = ("output", "description", "model", "sft", "eval")  # agent training/eval settings shape no data
+        # agent training, evaluation and experiment settings shape no data
+        skip = ("output", "description", "model", "sft", "eval", "reinforce", "experiment")
         content = {k: v for k, v in self.content().items() if k not in skip}
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 

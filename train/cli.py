@@ -250,5 +250,10 @@ def merge(
     err.print(f"[green]merged[/green] → {merge_lora(adapter, out)}")
 
 
+from .cli_reinforce import experiment_cmd, reinforce_cmd  # noqa: E402 (issue 6 commands, kept in their own module)
+
+app.command("reinforce")(reinforce_cmd)
+app.command("experiment")(experiment_cmd)
+
 if __name__ == "__main__":
     app()

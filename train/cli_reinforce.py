@@ -1,0 +1,137 @@
+"""``steca-train reinforce`` and ``steca-train experiment`` (registered on the ``steca-train`` app)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+err = Console(stderr=True)
+QUIET_HELP = "Log lines instead of progress bars (for logs and CI)."
+SetOption = typer.Option([], "--set", help="Override a recipe field: --set reinforce.lr=1e-3 (repeatable).")
+
+
+def _fail(message: str, code: int = 1) -> None:
+    from .cli import _fail as fail  # imported late: cli imports this module at its end
+
+    fail(message, code)
+
+
+def _recipe(path: Path, overrides: list[str]):
+    from .cli import _recipe as load
+
+    return load(path, overrides)
+
+
+def _quiet_hf() -> None:
+    from .cli import _quiet_hf as quiet
+
+    quiet()
+
+
+METHOD_HELP = "steca (reward-weighted) | steca-sft (weights 1) | rft (expert ∪ De) | steca-dpo (steca-sft + DPO)."
+
+
+def warmup_model(recipe) -> Path | None:
+    """The base agent a build made for itself (the warm-up's marker), if that build has run."""
+    from steca_data.cache import Cache
+    from steca_data.progress import Reporter
+    from steca_data.stages.agent import BaseAgentStage
+    from steca_data.stages.base import BuildContext
+
+    if recipe.policy.model:
+        return Path(recipe.policy.model)
+    if not recipe.cache_path.is_file():
+        return None
+    with Cache(recipe.cache_path, read_only=True) as cache:
+        marker = BaseAgentStage()._marker(BuildContext(recipe, cache, Reporter(quiet=True)))
+    return Path(marker["model"]) if marker else None
+
+
+def reinforce_cmd(
+    data: Path = typer.Option(..., "--data", help="Build dir of `steca-data build` (holds dataset/ and recipe.yaml)."),
+    model: Path | None = typer.Option(None, "--model", help="Base agent to start from (default: the build's warm-up)."),
+    recipe: Path | None = typer.Option(None, "--recipe", "-r", help="Recipe YAML (default: <data>/recipe.yaml)."),
+    method: str = typer.Option("steca", "--method", help=METHOD_HELP),
+    out: Path | None = typer.Option(None, "--out", help="Output dir (default: <data>/models/<method>)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
+    set_: list[str] = SetOption,
+) -> None:
+    """STeCa's reinforced training: reward-weighted NLL over Dc ∪ De ∪ Ds (or a baseline), one epoch."""
+    from .reinforce import OBJECTIVES, Objective
+
+    if method not in (*OBJECTIVES, "steca-dpo"):
+        _fail(f"--method must be one of {', '.join((*OBJECTIVES, 'steca-dpo'))} (got {method!r})", 2)
+    recipe_path = recipe or data / "recipe.yaml"
+    if not recipe_path.is_file():
+        _fail(f"no recipe at {recipe_path}: pass --recipe or point --data at a build dir", 2)
+    r = _recipe(recipe_path, set_)
+    data_dir = data / "dataset" if (data / "dataset").is_dir() else data
+    if not (data_dir / "dataset_dict.json").is_file():
+        _fail(f"no built datasets at {data_dir}: run `steca-data build {recipe_path}` first", 2)
+    init = model or warmup_model(r)
+    if init is None or not (init / "config.json").is_file():
+        _fail(f"--model {init}: not a model directory (the build has no warm-up model; pass --model)", 2)
+    _quiet_hf()
+    from steca_data.progress import Reporter
+
+    from .data import load_rows
+    from .reinforce import train_objective, weight_summary
+
+    target = out or data / "models" / method
+    spec = r.reinforce
+    try:
+        if method == "steca-dpo":
+            from .dpo import preference_pairs, train_dpo
+
+            pairs = preference_pairs(load_rows(data_dir, ["dc"]), data / "cache.duckdb", r.prompt.history,
+                                     spec.dpo.max_turns)  # fmt: skip
+            err.print(f"{len(pairs)} preference pairs (calibrated vs deviated) from {data_dir}")
+            log = train_dpo(spec.dpo, init, pairs, target, seed=spec.seed, threads=spec.threads)
+            err.print(f"[green]trained[/green] DPO {log['steps']} steps in {log['seconds']:.0f}s → {target}")
+            return
+        objective = OBJECTIVES[method]
+        if method == "steca":  # the recipe may narrow the sets or switch weights off
+            objective = Objective(tuple(spec.datasets), spec.weighted)
+        rows = load_rows(data_dir, list(objective.datasets))
+        rows = rows if objective.weighted else [{**x, "reward_weight": 1.0} for x in rows]
+        for name, w in weight_summary(rows).items():
+            err.print(f"{name}: {w['rows']} rows, weight mean {w['mean']:.3f} [{w['min']:.3f}, {w['max']:.3f}]")
+        with Reporter(quiet=quiet, console=err).track(method, 1, "runs") as advance:
+            result = train_objective(spec, init, rows, target, r.prompt.history)
+            advance()
+    except (KeyError, ValueError, FileNotFoundError) as exc:
+        _fail(str(exc).strip("'\""))
+    err.print(
+        f"[green]trained[/green] {method}: {result.steps} steps in {result.seconds:.0f}s, "
+        f"final loss {result.final_loss:.3f} → {target}"
+    )
+
+
+def experiment_cmd(
+    recipe: Path = typer.Argument(..., help="Experiment recipe (a recipe with datasets expert, dc, de, ds)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
+    set_: list[str] = SetOption,
+) -> None:
+    """warm-up → build → each method → eval on seen/unseen, per seed; table + plots (cached, resumable)."""
+    import logging
+    import sys
+
+    r = _recipe(recipe, set_)
+    _quiet_hf()
+    from steca_data.progress import Reporter
+
+    from .experiment import run_experiment
+
+    if quiet:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    try:
+        doc = run_experiment(r, Reporter(quiet=quiet, console=err))
+    except ValueError as exc:
+        _fail(str(exc), 2)
+    from .report import markdown
+
+    typer.echo(markdown(doc))
+    out = Path(r.experiment.out) if r.experiment.out else r.build_dir / "experiment"
+    err.print(f"[green]results[/green] {out}/results.md, results.json, methods.png, calibration.png, losses.png")

@@ -1,0 +1,400 @@
+"""``steca-train experiment``: the paper's table in miniature, cached step by step.
+
+    build (warm-up base agent → proposals → rollouts → reflections → Dc/De/Ds)     the build's DuckDB cache
+    for each seed, for each method: train from the base agent → evaluate seen/unseen → calibration analysis
+    aggregate: results.json, results.md, methods.png, calibration.png, losses.png
+
+Every step writes its output under a directory (or JSON file) named by a hash of exactly what it depends
+on (the base agent's weights digest, the built rows' fingerprint, the training settings, the seed, the
+evaluation settings), and writes it last, atomically. A rerun finds those and redoes only what changed.
+Seeds vary the methods' training (batch order) and evaluation sampling; the warm-up and the build are
+shared by all seeds (they are the expensive, deterministic data side).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from steca_data.cache import unit_key
+
+from .reinforce import OBJECTIVES, load_objective, train_objective, weight_summary
+
+EXPERIMENT_VERSION = "1"
+MARKER = "steca_method.json"
+
+
+@dataclass
+class StepRecord:
+    name: str
+    status: str  # computed | cached
+    seconds: float
+
+
+@dataclass
+class Context:
+    recipe: object
+    reporter: object
+    out: Path
+    base_model: Path
+    base_policy_id: str
+    data_dir: Path
+    data_fingerprint: str
+    steps: list[StepRecord] = field(default_factory=list)
+
+    def record(self, name: str, status: str, start: float) -> None:
+        self.steps.append(StepRecord(name, status, round(time.monotonic() - start, 1)))
+        self.reporter.info(f"{name}: {status} ({time.monotonic() - start:.0f}s)")
+
+
+def _write_json(path: Path, doc: dict) -> None:
+    """Written to a temp file and renamed: a marker either exists whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1))
+    tmp.replace(path)
+
+
+def _read_json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+# ----------------------------------------------------------------------------------------------- build
+def run_build(recipe, reporter) -> tuple[Path, str, str, dict]:
+    """Build (or find) Dc/De/Ds; returns the base agent dir, its policy id, the rows fingerprint, stats."""
+    from steca_data.builder import Builder
+    from steca_data.cache import Cache
+
+    if recipe.policy.backend != "transformers":
+        raise ValueError("experiment: policy.backend must be 'transformers' (methods are trained locally)")
+    missing = [d for d in ("expert", "dc", "de", "ds") if d not in recipe.datasets]
+    if missing:
+        raise ValueError(f"experiment: datasets must include expert, dc, de and ds (missing {', '.join(missing)})")
+    summary = Builder(recipe, reporter).build()
+    agent = next(r for r in summary.results if r.stage == "base_agent")
+    with Cache(recipe.cache_path, read_only=True) as cache:
+        fingerprint = cache.get_meta("output_fingerprint")
+        stats = build_stats(recipe, cache)
+    if recipe.policy.model:
+        model = Path(recipe.policy.model)
+    else:
+        model = Path(next(n for n in agent.notes if n.startswith("base agent ")).removeprefix("base agent "))
+    from steca_data.stages.agent import static_policy_id
+
+    return model, static_policy_id(recipe.policy, str(model)), fingerprint, stats | {"computed": summary.computed}
+
+
+def build_stats(recipe, cache) -> dict:
+    """What this build's engine found (its own unit keys, not everything the cache holds): proposals, how many
+    deviated, rollouts and their success. The analysis that explains the table."""
+    from steca_data.progress import Reporter
+    from steca_data.stages.agent import BaseAgentStage
+    from steca_data.stages.base import BuildContext
+    from steca_data.stages.engine import Engine, ReflectionStage
+
+    ctx = BuildContext(recipe, cache, Reporter(quiet=True))
+    BaseAgentStage().plan(ctx)  # resolves the base agent's policy id from the warm-up marker, loads nothing
+    engine = Engine(ctx)
+    proposals = engine.proposals()
+    prefixes = engine.scored_prefixes(proposals)
+    starts = [k for p in prefixes if p.kind == "expert" and p.step == 0 for k in p.rollout_keys()]
+    every = [k for p in prefixes for k in p.rollout_keys()]
+
+    def rollouts(keys: list[str]) -> tuple[int, float | None]:
+        return cache.sql(
+            "SELECT count(*), avg(success::INT) FROM rollouts WHERE key IN (SELECT unnest(?))", [keys]
+        ).fetchone()
+
+    n_rollouts, success = rollouts(every)
+    _, exploration = rollouts(starts)
+    verdicts = [v for vs in engine.verdicts().values() for v in vs]
+    return {
+        "tasks": len(engine.walks),
+        "proposals": len(proposals),
+        "proposals_equal_expert": sum(
+            proposals[(w.task.task_id, t)]["action"].strip() == w.actions[t - 1].strip()
+            for w in engine.walks
+            for t in range(1, len(w.actions) + 1)
+            if (w.task.task_id, t) in proposals
+        ),
+        "judged": len(verdicts),
+        "deviated": sum(v.deviated for v in verdicts),
+        "first_deviations": sum(v.first for v in verdicts),
+        "rollouts": n_rollouts,
+        "rollout_success": success,
+        "exploration_success": exploration,
+        "reflections_ok": cache.sql(
+            "SELECT count(*) FROM reflections WHERE status = 'ok' AND key IN (SELECT unnest(?))",
+            [[u[3] for u in ReflectionStage()._units(ctx)]],
+        ).fetchone()[0],
+    }
+
+
+# ------------------------------------------------------------------------------------------- methods
+def _train_settings(recipe) -> dict:
+    skip = {"out", "init", "data", "time_budget_s", "save_every", "log_every", "threads", "device", "seed", "dpo"}
+    return recipe.reinforce.model_dump(mode="json", exclude=skip)
+
+
+def method_key(ctx: Context, method: str, seed: int) -> str:
+    r = ctx.recipe
+    common = {"base": ctx.base_policy_id, "seed": seed, "history": r.prompt.history}
+    if method == "steca-dpo":
+        return unit_key(
+            "method", EXPERIMENT_VERSION, method=method, sft=method_key(ctx, "steca-sft", seed),
+            dpo=r.reinforce.dpo.model_dump(mode="json"), **common,
+        )  # fmt: skip
+    objective = asdict(OBJECTIVES[method])
+    return unit_key(
+        "method", EXPERIMENT_VERSION, method=method, objective=objective, data=ctx.data_fingerprint,
+        train=_train_settings(r), **common,
+    )  # fmt: skip
+
+
+def method_dir(ctx: Context, method: str, seed: int) -> Path:
+    return ctx.out / "models" / f"{method}-s{seed}-{method_key(ctx, method, seed)[:10]}"
+
+
+def train_method(ctx: Context, method: str, seed: int) -> Path:
+    """The model of ``method`` for ``seed``: the base agent itself for "sft", else trained (or found)."""
+    if method == "sft":
+        return ctx.base_model
+    final = method_dir(ctx, method, seed)
+    if (final / MARKER).is_file():
+        ctx.steps.append(StepRecord(f"train {method} s{seed}", "cached", 0.0))
+        return final
+    init = train_method(ctx, "steca-sft", seed) if method == "steca-dpo" else ctx.base_model
+    start = time.monotonic()
+    work = final.with_name(final.name + ".tmp")
+    shutil.rmtree(work, ignore_errors=True)
+    r = ctx.recipe
+    spec = r.reinforce.model_copy(update={"seed": seed})
+    if method == "steca-dpo":
+        from .data import load_rows
+        from .dpo import preference_pairs, train_dpo
+
+        pairs = preference_pairs(load_rows(ctx.data_dir, ["dc"]), r.cache_path, r.prompt.history, spec.dpo.max_turns)
+        log = train_dpo(spec.dpo, init, pairs, work, seed=seed, threads=spec.threads)
+        info = {"pairs": log["pairs"], "steps": log["steps"], "train_seconds": log["seconds"]}
+    else:
+        rows = load_objective(ctx.data_dir, OBJECTIVES[method])
+        with ctx.reporter.track(f"train {method} s{seed}", 1, "runs") as advance:
+            result = train_objective(spec, init, rows, work, r.prompt.history)
+            advance()
+        info = {
+            "rows": len(rows),
+            "weights": weight_summary(rows),
+            "steps": result.steps,
+            "final_loss": result.final_loss,
+            "train_seconds": round(result.seconds, 1),
+        }
+        shutil.rmtree(work / "checkpoint", ignore_errors=True)  # the experiment never resumes mid-run
+    shutil.rmtree(final, ignore_errors=True)
+    work.rename(final)
+    _write_json(final / MARKER, {"method": method, "seed": seed, "key": method_key(ctx, method, seed), **info})
+    ctx.record(f"train {method} s{seed}", "computed", start)
+    return final
+
+
+# ---------------------------------------------------------------------------------------------- eval
+def _policy(ctx: Context, model: Path):
+    from steca_data.policies.factory import make_policy
+
+    return make_policy(ctx.recipe.policy, str(model))
+
+
+def _eval_settings(recipe) -> dict:
+    e = recipe.eval
+    return {
+        "eval": e.model_dump(mode="json", exclude={"seed"}),
+        "env": recipe.env.model_dump(mode="json", exclude={"workers", "jvm_max_heap"}),
+        "decoding": recipe.policy.model_dump(mode="json", exclude={"batch_size", "threads", "device", "model"}),
+        "prompt": recipe.prompt.model_dump(mode="json"),
+    }
+
+
+def _policy_id(ctx: Context, model: Path) -> str:
+    from steca_data.stages.agent import static_policy_id
+
+    return static_policy_id(ctx.recipe.policy, str(model))
+
+
+def evaluate_method(ctx: Context, method: str, model: Path, seed: int, policy_box: dict) -> dict:
+    """Seen/unseen results of one model and seed (evaluation episodes also land in the build's cache)."""
+    from steca_data.policies.factory import sampling_params
+
+    from .evaluate import eval_modes, evaluate
+
+    r = ctx.recipe
+    key = unit_key("exp-eval", EXPERIMENT_VERSION, policy=_policy_id(ctx, model), seed=seed, **_eval_settings(r))
+    path = ctx.out / "evals" / f"{method}-s{seed}-{key[:10]}.json"
+    found = _read_json(path)
+    if found is not None:
+        ctx.steps.append(StepRecord(f"eval {method} s{seed}", "cached", 0.0))
+        return found
+    start = time.monotonic()
+    policy = policy_box.setdefault("policy", _policy(ctx, model))
+    modes = eval_modes(False, r.eval.greedy, r.eval.samples, r.eval.temperature, sampling_params(r.policy, seed=seed))
+    max_steps = r.eval.max_steps or r.env.max_steps
+    results = evaluate(r, policy, r.eval.splits, modes, max_steps, r.eval.limit, seed, ctx.reporter)
+    doc = {"method": method, "seed": seed, "model": str(model), "results": [asdict(x) for x in results]}
+    _write_json(path, doc)
+    ctx.record(f"eval {method} s{seed}", "computed", start)
+    return doc
+
+
+def calibration_cases(ctx: Context, split: str) -> list:
+    """Deviation cases on a held-out split, found once with the base agent (shared by methods and seeds)."""
+    from steca_data.envs import make_backend
+    from steca_data.envs.registry import list_tasks
+
+    from .recovery import case_dicts, cases_from_dicts, expert_walks, find_cases
+
+    r = ctx.recipe
+    limit = r.experiment.calibration.tasks or r.eval.limit
+    key = unit_key("cases", EXPERIMENT_VERSION, base=ctx.base_policy_id, split=split, limit=limit, **_eval_settings(r))
+    path = ctx.out / "calibration" / f"cases-{split}-{key[:10]}.json"
+    found = _read_json(path)
+    if found is not None:
+        return cases_from_dicts(found["cases"])
+    start = time.monotonic()
+    backend = make_backend(r.env)
+    try:
+        walks = expert_walks(r, list_tasks(r.env, split)[:limit], backend)
+        cases = find_cases(r, _policy(ctx, ctx.base_model), walks, backend, r.policy.max_new_tokens)
+    finally:
+        backend.close()
+    _write_json(path, {"split": split, "tasks": len(walks), "cases": case_dicts(cases)})
+    ctx.record(f"calibration cases {split}", "computed", start)
+    return cases
+
+
+def calibration_method(ctx: Context, method: str, model: Path, seed: int, policy_box: dict) -> dict:
+    from steca_data.envs import make_backend
+    from steca_data.policies.factory import sampling_params
+
+    from .recovery import play_cases
+
+    r = ctx.recipe
+    out = {}
+    for split in r.experiment.calibration.splits:
+        cases = calibration_cases(ctx, split)
+        key = unit_key(
+            "recovery", EXPERIMENT_VERSION, policy=_policy_id(ctx, model), seed=seed, split=split,
+            cases=[(c.task.task_id, c.t, c.deviated.action) for c in cases], **_eval_settings(r),
+        )  # fmt: skip
+        path = ctx.out / "calibration" / f"{method}-s{seed}-{split}-{key[:10]}.json"
+        found = _read_json(path)
+        if found is not None:
+            ctx.steps.append(StepRecord(f"calibration {method} s{seed} {split}", "cached", 0.0))
+            out[split] = found
+            continue
+        start = time.monotonic()
+        if not cases:
+            doc = {"cases": 0}
+        else:
+            policy = policy_box.setdefault("policy", _policy(ctx, model))
+            params = sampling_params(r.policy, temperature=r.eval.temperature, seed=seed)
+            backend = make_backend(r.env)
+            try:
+                doc = {"cases": len(cases), **play_cases(r, policy, cases, params, seed, backend)}
+            finally:
+                backend.close()
+        _write_json(path, doc)
+        ctx.record(f"calibration {method} s{seed} {split}", "computed", start)
+        out[split] = doc
+    return out
+
+
+# ------------------------------------------------------------------------------------------ the runner
+def run_experiment(recipe, reporter) -> dict:
+    """Everything, in order, skipping what is cached; returns the results document (also written)."""
+    t0 = time.monotonic()
+    out = Path(recipe.experiment.out) if recipe.experiment.out else recipe.build_dir / "experiment"
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    base, base_id, fingerprint, stats = run_build(recipe, reporter)
+    ctx = Context(recipe, reporter, out, base, base_id, recipe.build_dir / "dataset", fingerprint)
+    ctx.record("build", "computed" if stats.pop("computed") else "cached", start)
+    from .report import write_report
+
+    runs: list[dict] = []
+    datasets = weight_summary(_all_rows(ctx.data_dir))
+    base_nll = base_dataset_nll(ctx)
+    for i, seed in enumerate(recipe.experiment.seeds):
+        for method in recipe.experiment.methods:
+            model = train_method(ctx, method, seed)
+            box: dict = {}  # the policy is loaded only if something is not cached
+            evaluation = evaluate_method(ctx, method, model, seed, box)
+            calibration = (
+                calibration_method(ctx, method, model, seed, box) if recipe.experiment.calibration.enabled else {}
+            )
+            marker = _read_json(model / MARKER) if method != "sft" else None
+            runs.append({"method": method, "seed": seed, "model": str(model), "train": marker,
+                         "results": evaluation["results"], "calibration": calibration})  # fmt: skip
+        # the report is rewritten after every seed, so a long run that is stopped still shows what it has
+        done = recipe.experiment.seeds[: i + 1]
+        doc = {
+            "recipe": recipe.name,
+            "recipe_fingerprint": recipe.fingerprint(),
+            "base_model": str(base),
+            "base_policy_id": base_id,
+            "data_fingerprint": fingerprint,
+            "build": stats,
+            "datasets": datasets,
+            "base_nll": base_nll,
+            "seeds": done,
+            "complete": len(done) == len(recipe.experiment.seeds),
+            "methods": recipe.experiment.methods,
+            "eval": _eval_settings(recipe)["eval"],
+            "runs": runs,
+            "steps": [asdict(s) for s in ctx.steps],
+            "seconds": round(time.monotonic() - t0, 1),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        doc["table"] = summary_table(doc)
+        write_report(doc, out)
+    return doc
+
+
+def base_dataset_nll(ctx: Context) -> dict:
+    """The base agent's per-token NLL on each built dataset (cached by its weights and the rows)."""
+    from .data import load_rows
+    from .reinforce import dataset_nll
+
+    key = unit_key("nll", EXPERIMENT_VERSION, base=ctx.base_policy_id, data=ctx.data_fingerprint)
+    path = ctx.out / f"base-nll-{key[:10]}.json"
+    found = _read_json(path)
+    if found is None:
+        sets = {name: load_rows(ctx.data_dir, [name]) for name in ("expert", "dc", "de", "ds")}
+        found = dataset_nll(ctx.base_model, sets, ctx.recipe.prompt.history)
+        _write_json(path, found)
+    return found
+
+
+def _all_rows(data_dir: Path) -> list[dict]:
+    from .data import load_rows
+
+    return load_rows(data_dir, ["expert", "dc", "de", "ds"])
+
+
+def summary_table(doc: dict) -> list[dict]:
+    """Mean ± std over seeds per method, split and mode (average final reward and success rate)."""
+    cells: dict[tuple[str, str, str], dict[str, list[float]]] = {}
+    for run in doc["runs"]:
+        for res in run["results"]:
+            cell = cells.setdefault((run["method"], res["split"], res["mode"]), {"reward": [], "success": []})
+            cell["reward"].append(res["avg_reward"])
+            cell["success"].append(res["success_rate"])
+    table = []
+    for (method, split, mode), values in cells.items():
+        row = {"method": method, "split": split, "mode": mode, "seeds": len(values["reward"])}
+        for name, xs in values.items():
+            row[f"{name}_mean"] = round(statistics.fmean(xs), 4)
+            row[f"{name}_std"] = round(statistics.stdev(xs), 4) if len(xs) > 1 else 0.0
+        table.append(row)
+    return table

@@ -1,0 +1,108 @@
+"""STeCa's reinforced training and the baselines that share its trainer.
+
+    L(θ) = E_Dc[r_c · log π(e_c | e_{1:t-1})] + E_Ds[r_s · log π(e_{t:m} | e_{1:t-1})] + E_De[r_e · log π(ẽ | u)]
+
+Every method here is the SFT trainer (``trainer.train``) run from the base agent on a choice of rows:
+the rows' ``loss`` flags say which assistant turns are learnt (Dc: the reflected step and the expert
+continuation, never the deviated action; Ds: the expert continuation; De: the whole success) and their
+``reward_weight`` is the per-example weight. Baselines change only the rows and whether weights count,
+so a difference in results is a difference in data, not in training code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from steca_data.recipe_reinforce import ReinforceSpec
+
+
+@dataclass(frozen=True)
+class Objective:
+    """Which built datasets a method trains on, and whether rows keep their reward weights."""
+
+    datasets: tuple[str, ...]
+    weighted: bool
+
+
+# what each trained method learns from (the base agent "sft" is not trained again; "steca-dpo" adds DPO on top
+# of "steca-sft")
+OBJECTIVES: dict[str, Objective] = {
+    "steca": Objective(("dc", "de", "ds"), True),
+    "steca-sft": Objective(("dc", "de", "ds"), False),
+    "rft": Objective(("expert", "de"), False),
+}
+
+
+def objective_rows(rows: list[dict], weighted: bool) -> list[dict]:
+    """Rows as the objective sees them: reward weights kept, or all set to 1 (plain SFT on the same data)."""
+    if weighted:
+        return rows
+    return [{**row, "reward_weight": 1.0} for row in rows]
+
+
+def load_objective(data_dir: Path, objective: Objective) -> list[dict]:
+    from .data import load_rows
+
+    return objective_rows(load_rows(data_dir, list(objective.datasets)), objective.weighted)
+
+
+def train_objective(
+    spec: ReinforceSpec,
+    init: Path,
+    rows: list[dict],
+    out: Path,
+    history: int | None,
+    progress=None,
+):
+    """Train ``init`` on ``rows`` with the SFT trainer; returns the ``TrainResult``."""
+    from transformers import AutoTokenizer
+
+    from .data import rows_to_examples
+    from .trainer import train
+
+    tokenizer = AutoTokenizer.from_pretrained(str(init))
+    examples, _ = rows_to_examples(rows, tokenizer, history, spec.max_seq_len)
+    if not examples:
+        raise ValueError("no trainable windows: no row has an assistant turn that bears loss")
+    return train(spec, init, examples, out, tokenizer, progress=progress, pad_id=tokenizer.pad_token_id)
+
+
+def weight_summary(rows: list[dict]) -> dict[str, dict[str, float]]:
+    """Per dataset: rows, mean / min / max reward weight (the analysis the README table needs)."""
+    by: dict[str, list[float]] = {}
+    for row in rows:
+        by.setdefault(row.get("dataset", "?"), []).append(float(row["reward_weight"]))
+    return {
+        name: {"rows": len(w), "mean": sum(w) / len(w), "min": min(w), "max": max(w)} for name, w in sorted(by.items())
+    }
+
+
+def dataset_nll(model_dir: Path, rows_by_set: dict[str, list[dict]], history: int | None, max_rows: int = 100) -> dict:
+    """Mean per-token NLL of a model on each dataset's loss-bearing turns (unweighted; first ``max_rows`` rows).
+
+    Read against the training loss: a set the base agent already finds easy teaches little, a set it finds
+    hard (e.g. Dc's reflection thoughts, text it never saw in warm-up) dominates the gradient.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from .data import collate, rows_to_examples
+    from .trainer import weighted_nll
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).eval()
+    out = {}
+    for name, rows in rows_by_set.items():
+        examples, _ = rows_to_examples(objective_rows(rows[:max_rows], False), tokenizer, history, 768)
+        total, count = 0.0, 0
+        for i in range(0, len(examples), 8):
+            batch = examples[i : i + 8]
+            ids, attn, mask, weights = collate(batch, tokenizer.pad_token_id)
+            n = float(mask[:, 1:].sum())
+            with torch.no_grad():
+                logits = model(input_ids=ids, attention_mask=attn).logits
+            total += weighted_nll(logits, ids, mask, weights, 1.0).item()
+            count += n
+        out[name] = round(total / max(count, 1.0), 4)
+    return out
