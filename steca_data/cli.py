@@ -12,7 +12,9 @@ from rich.console import Console
 from rich.table import Table
 
 from .alfworld_cli import alfworld_app
-from .recipe import RecipeError, load_recipe
+from .cli_common import err
+from .cli_common import fail as _fail
+from .cli_common import recipe_or_exit as _recipe
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 schemas_app = typer.Typer(no_args_is_help=True, help="JSON Schemas of every stored and emitted model.")
@@ -20,23 +22,8 @@ app.add_typer(schemas_app, name="schemas")
 app.add_typer(alfworld_app, name="alfworld")
 
 out = Console()
-err = Console(stderr=True)
 
 SetOption = typer.Option([], "--set", help="Override a recipe field: --set env.max_steps=40 (repeatable).")
-
-
-def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def _recipe(path: Path, overrides: list[str]):
-    try:
-        return load_recipe(path, overrides)
-    except RecipeError as exc:
-        for line in exc.lines:
-            err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True, markup=True)
-        raise typer.Exit(2) from None
 
 
 def _setup_logging(quiet: bool) -> None:

@@ -8,28 +8,15 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from steca_data.cli_common import err
+from steca_data.cli_common import fail as _fail
+from steca_data.cli_common import recipe_or_exit as _recipe
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-err = Console(stderr=True)
 
 RecipeOption = typer.Option(..., "--recipe", "-r", help="Recipe YAML file.")
 SetOption = typer.Option([], "--set", help="Override a recipe field: --set sft.lr=1e-3 (repeatable).")
 QuietOption = typer.Option(False, "--quiet", "-q", help="Log lines instead of progress bars (for logs and CI).")
-
-
-def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def _recipe(path: Path, overrides: list[str]):
-    from steca_data.recipe import RecipeError, load_recipe
-
-    try:
-        return load_recipe(path, overrides)
-    except RecipeError as exc:
-        for line in exc.lines:
-            err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
 
 
 def _quiet_hf() -> None:

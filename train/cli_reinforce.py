@@ -5,23 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
-err = Console(stderr=True)
+from steca_data.cli_common import err
+from steca_data.cli_common import fail as _fail
+from steca_data.cli_common import recipe_or_exit as _recipe
+
 QUIET_HELP = "Log lines instead of progress bars (for logs and CI)."
 SetOption = typer.Option([], "--set", help="Override a recipe field: --set reinforce.lr=1e-3 (repeatable).")
-
-
-def _fail(message: str, code: int = 1) -> None:
-    from .cli import _fail as fail  # imported late: cli imports this module at its end
-
-    fail(message, code)
-
-
-def _recipe(path: Path, overrides: list[str]):
-    from .cli import _recipe as load
-
-    return load(path, overrides)
 
 
 def _quiet_hf() -> None:
