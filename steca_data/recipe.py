@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .envs.catalog import FOLD_SIZES, validate_game_params
 from .recipe_agent import EvalSpec, ModelSpec, PolicySpec, SFTSpec
-from .recipe_engine import DeviationSpec, ProposalSpec, ReflectionSpec, RewardSpec, RolloutSpec
+from .recipe_engine import ChatModelSpec, DeviationSpec, ProposalSpec, ReflectionSpec, RewardSpec, RolloutSpec
 from .recipe_reinforce import ExperimentSpec, ReinforceSpec
 
 
@@ -143,17 +143,10 @@ def _resolve_alfworld_data(recipe: Recipe, where: str) -> None:
             raise RecipeError([f"{where}: {exc}"]) from None
 
 
-class ThoughtSpec(_Section):
+class ThoughtSpec(ChatModelSpec):
     """Where the Thought of each expert step comes from."""
 
     backend: Literal["template", "openai"] = "template"
-    model: str = "gpt-4o"
-    base_url: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    temperature: float = Field(0.0, ge=0.0, le=2.0)
-    max_concurrency: int = Field(8, ge=1, le=256)
-    timeout_s: float = Field(60.0, gt=0)
-    max_retries: int = Field(3, ge=0, le=20)
 
 
 class ExpertSpec(_Section):

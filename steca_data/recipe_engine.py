@@ -42,10 +42,10 @@ class DeviationSpec(_Section):
     delta: float = Field(0.0, ge=-1.0, le=1.0)
 
 
-class ReflectionSpec(_Section):
-    """Who writes the reflective thought for a deviated step (read by: reflections)."""
+class ChatModelSpec(_Section):
+    """An OpenAI-compatible chat model (GPT-4o, or any server via base_url) and how to call it; shared by
+    expert thoughts and reflections, which both go through ``openai_client``."""
 
-    backend: Literal["template", "openai", "self"] = "template"
     model: str = "gpt-4o"
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
@@ -53,6 +53,12 @@ class ReflectionSpec(_Section):
     max_retries: int = Field(3, ge=0, le=20)
     timeout_s: float = Field(60.0, gt=0)
     max_concurrency: int = Field(8, ge=1, le=256)
+
+
+class ReflectionSpec(ChatModelSpec):
+    """Who writes the reflective thought for a deviated step (read by: reflections)."""
+
+    backend: Literal["template", "openai", "self"] = "template"
 
 
 class RewardSpec(_Section):
