@@ -185,6 +185,16 @@ class Cache:
         if time.monotonic() - self._last_flush >= self.flush_every_s:
             self.flush()
 
+    def _insert(self, table: str, rows: list[dict], verb: str) -> None:
+        """Bulk insert through Arrow (DuckDB's executemany runs one statement per row)."""
+        data = pa.Table.from_pylist(rows)
+        cols = ", ".join(data.column_names)
+        self.con.register("_bulk_rows", data)
+        try:
+            self.con.execute(f"{verb} INTO {table} ({cols}) SELECT {cols} FROM _bulk_rows")
+        finally:
+            self.con.unregister("_bulk_rows")
+
     def flush(self) -> None:
         """Commit every pending row in one transaction (all tables or none)."""
         self._last_flush = time.monotonic()
@@ -194,11 +204,7 @@ class Cache:
         self.con.execute("BEGIN TRANSACTION")
         try:
             for table, rows in pending.items():
-                data = pa.Table.from_pylist(rows)
-                cols = ", ".join(data.column_names)
-                self.con.register("_bulk_rows", data)
-                self.con.execute(f"INSERT OR IGNORE INTO {table} ({cols}) SELECT {cols} FROM _bulk_rows")
-                self.con.unregister("_bulk_rows")
+                self._insert(table, rows, "INSERT OR IGNORE")
             self.con.execute("COMMIT")
         except BaseException:
             self.con.execute("ROLLBACK")
@@ -339,11 +345,7 @@ class Cache:
         try:
             self.con.execute(f"DELETE FROM {table} WHERE {where}", params or [])
             if rows:
-                data = pa.Table.from_pylist(rows)
-                cols = ", ".join(data.column_names)
-                self.con.register("_replace_rows", data)
-                self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _replace_rows")
-                self.con.unregister("_replace_rows")
+                self._insert(table, rows, "INSERT")
             self.con.execute("COMMIT")
         except BaseException:
             self.con.execute("ROLLBACK")
