@@ -20,9 +20,9 @@ from pathlib import Path
 def bench_train(recipe, model: Path, steps: int, threads: int) -> dict:
     from transformers import AutoTokenizer
 
-    from steca_train.data import load_rows, rows_to_examples
+    from steca_data.training.data import load_rows, rows_to_examples
+    from steca_data.training.trainer import train
     from steca_train.paths import RecipePaths
-    from steca_train.trainer import train
 
     tok = AutoTokenizer.from_pretrained(str(model))
     rows = load_rows(RecipePaths(recipe).dataset, recipe.sft.datasets)
@@ -36,11 +36,11 @@ def bench_train(recipe, model: Path, steps: int, threads: int) -> dict:
 
 def real_prompts(recipe, n: int):
     """Prompts at every depth of gold episodes of the seen split, with their admissible actions."""
+    from steca_data.core.prompts import history_messages, window_messages
+    from steca_data.core.schemas import Step
     from steca_data.envs import make_backend
-    from steca_data.episodes import PromptConfig
+    from steca_data.episodes.runner import PromptConfig
     from steca_data.policies.base import PolicyRequest
-    from steca_data.prompts import history_messages, window_messages
-    from steca_data.schemas import Step
 
     backend = make_backend(recipe.env)
     prompt = PromptConfig.from_recipe(recipe)
@@ -107,7 +107,7 @@ def main() -> None:
     import torch
     from transformers.utils import logging as hf_logging
 
-    from steca_data.recipe import load_recipe
+    from steca_data.recipe.model import load_recipe
 
     hf_logging.disable_progress_bar()
     torch.set_num_threads(args.threads)

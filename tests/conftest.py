@@ -55,7 +55,7 @@ def write_recipe(directory: Path, name: str = "tiny", train: int = 12, **section
 def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run ``steca-data`` in a fresh process, as a user would."""
     return subprocess.run(
-        [sys.executable, "-m", "steca_data.cli", *args],
+        [sys.executable, "-m", "steca_data.cli.main", *args],
         capture_output=True,
         text=True,
         env={**os.environ, "COLUMNS": "200", **(env or {})},
@@ -109,9 +109,9 @@ def _one_thread():
 @pytest.fixture(scope="session")
 def tiny_recipe_path(tmp_path_factory) -> Path:
     """A built tiny recipe (60 one-item twc expert trajectories) in its own temp dir."""
-    from steca_data.builder import Builder
-    from steca_data.progress import Reporter
-    from steca_data.recipe import load_recipe
+    from steca_data.build.builder import Builder
+    from steca_data.core.progress import Reporter
+    from steca_data.recipe.model import load_recipe
 
     root = tmp_path_factory.mktemp("agent")
     path = root / "tiny.yaml"
@@ -122,21 +122,21 @@ def tiny_recipe_path(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_recipe(tiny_recipe_path):
-    from steca_data.recipe import load_recipe
+    from steca_data.recipe.model import load_recipe
 
     return load_recipe(tiny_recipe_path)
 
 
 @pytest.fixture(scope="session")
 def tiny_rows(tiny_recipe):
-    from steca_train.data import load_rows
+    from steca_data.training.data import load_rows
 
     return load_rows(tiny_recipe.build_dir / "dataset", ["expert"])
 
 
 @pytest.fixture(scope="session")
 def init_model_dir(tiny_recipe) -> Path:
-    from steca_train.init_model import corpus_texts, init_model
+    from steca_data.training.init_model import corpus_texts, init_model
 
     out = tiny_recipe.build_dir / "models" / "init"
     init_model(tiny_recipe.model, corpus_texts(tiny_recipe.build_dir / "dataset", ["expert"]), out)
@@ -152,7 +152,7 @@ def tokenizer(init_model_dir):
 
 @pytest.fixture(scope="session")
 def examples(tiny_recipe, tiny_rows, tokenizer):
-    from steca_train.data import rows_to_examples
+    from steca_data.training.data import rows_to_examples
 
     return rows_to_examples(tiny_rows, tokenizer, tiny_recipe.prompt.history, 768)[0]
 
@@ -160,7 +160,7 @@ def examples(tiny_recipe, tiny_rows, tokenizer):
 @pytest.fixture(scope="session")
 def trained_model_dir(tiny_recipe, init_model_dir, examples, tokenizer) -> Path:
     """The init model after 60 SFT steps: enough to write 'Thought: …\\nAction: …' replies."""
-    from steca_train.trainer import train
+    from steca_data.training.trainer import train
 
     out = tiny_recipe.build_dir / "models" / "sft"
     train(tiny_recipe.sft, init_model_dir, examples, out, tokenizer, pad_id=tokenizer.pad_token_id)

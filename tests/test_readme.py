@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 
-from steca_data.cache import tables_markdown
-
-from .conftest import REPO
+from steca_data.cache.store import tables_markdown
+from tests.conftest import REPO
 
 
 def _readme_commands() -> list[str]:

@@ -8,9 +8,9 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from steca_data.cli_common import err
-from steca_data.cli_common import fail as _fail
-from steca_data.cli_common import recipe_or_exit as _recipe
+from steca_data.cli.common import err
+from steca_data.cli.common import fail as _fail
+from steca_data.cli.common import recipe_or_exit as _recipe
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -32,7 +32,7 @@ def _reporter(quiet: bool):
     import logging
     import sys
 
-    from steca_data.progress import Reporter
+    from steca_data.core.progress import Reporter
 
     if quiet:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
@@ -40,7 +40,7 @@ def _reporter(quiet: bool):
 
 
 def _paths(r):
-    from .paths import RecipePaths
+    from steca_train.paths import RecipePaths
 
     return RecipePaths(r)
 
@@ -62,7 +62,7 @@ def init_model_cmd(
     """Train a byte-level BPE tokenizer on the built corpus and write a tiny Llama sized by `model:`."""
     r = _recipe(recipe, set_)
     _quiet_hf()
-    from .init_model import corpus_texts, init_model
+    from steca_data.training.init_model import corpus_texts, init_model
 
     paths = _paths(r)
     target = out or paths.init_model
@@ -90,8 +90,8 @@ def sft(
     _quiet_hf()
     from transformers import AutoTokenizer
 
-    from .data import load_rows, rows_to_examples
-    from .trainer import plan_steps, train
+    from steca_data.training.data import load_rows, rows_to_examples
+    from steca_data.training.trainer import plan_steps, train
 
     paths = _paths(r)
     init = model or paths.sft_init
@@ -174,8 +174,7 @@ def eval_cmd(
         _fail("--samples must be >= 0 and --temperature > 0", 2)
     _quiet_hf()
     from steca_data.policies.factory import make_policy, sampling_params
-
-    from .evaluate import eval_modes, evaluate, report
+    from steca_train.evaluate import eval_modes, evaluate, report
 
     try:
         agent = make_policy(spec, name)
@@ -230,14 +229,14 @@ def merge(
 ) -> None:
     """Fold a LoRA adapter into its base model (a plain checkpoint for eval or vLLM)."""
     _quiet_hf()
-    from .trainer import merge_lora
+    from steca_data.training.trainer import merge_lora
 
     if not (adapter / "adapter_config.json").is_file():
         _fail(f"{adapter}: no adapter_config.json (not a LoRA adapter)")
     err.print(f"[green]merged[/green] → {merge_lora(adapter, out)}")
 
 
-from .cli_reinforce import experiment_cmd, reinforce_cmd  # noqa: E402 (issue 6 commands, kept in their own module)
+from steca_train.cli_reinforce import experiment_cmd, reinforce_cmd  # noqa: E402 (issue 6 commands, kept in their own module)
 
 app.command("reinforce")(reinforce_cmd)
 app.command("experiment")(experiment_cmd)

@@ -6,16 +6,16 @@ from pathlib import Path
 
 import typer
 
-from steca_data.cli_common import err
-from steca_data.cli_common import fail as _fail
-from steca_data.cli_common import recipe_or_exit as _recipe
+from steca_data.cli.common import err
+from steca_data.cli.common import fail as _fail
+from steca_data.cli.common import recipe_or_exit as _recipe
 
 QUIET_HELP = "Log lines instead of progress bars (for logs and CI)."
 SetOption = typer.Option([], "--set", help="Override a recipe field: --set reinforce.lr=1e-3 (repeatable).")
 
 
 def _quiet_hf() -> None:
-    from .cli import _quiet_hf as quiet
+    from steca_train.cli import _quiet_hf as quiet
 
     quiet()
 
@@ -25,8 +25,8 @@ METHOD_HELP = "steca (reward-weighted) | steca-sft (weights 1) | rft (expert ∪
 
 def warmup_model(recipe) -> Path | None:
     """The base agent a build made for itself (the warm-up's marker), if that build has run."""
-    from steca_data.cache import Cache
-    from steca_data.progress import Reporter
+    from steca_data.cache.store import Cache
+    from steca_data.core.progress import Reporter
     from steca_data.stages.agent import BaseAgentStage
     from steca_data.stages.base import BuildContext
 
@@ -49,7 +49,7 @@ def reinforce_cmd(
     set_: list[str] = SetOption,
 ) -> None:
     """STeCa's reinforced training: reward-weighted NLL over Dc ∪ De ∪ Ds (or a baseline), one epoch."""
-    from .reinforce import OBJECTIVES, Objective
+    from steca_train.reinforce import OBJECTIVES, Objective
 
     if method not in (*OBJECTIVES, "steca-dpo"):
         _fail(f"--method must be one of {', '.join((*OBJECTIVES, 'steca-dpo'))} (got {method!r})", 2)
@@ -64,16 +64,15 @@ def reinforce_cmd(
     if init is None or not (init / "config.json").is_file():
         _fail(f"--model {init}: not a model directory (the build has no warm-up model; pass --model)", 2)
     _quiet_hf()
-    from steca_data.progress import Reporter
-
-    from .data import load_rows
-    from .reinforce import train_objective, weight_summary
+    from steca_data.core.progress import Reporter
+    from steca_data.training.data import load_rows
+    from steca_train.reinforce import train_objective, weight_summary
 
     target = out or data / "models" / method
     spec = r.reinforce
     try:
         if method == "steca-dpo":
-            from .dpo import preference_pairs, train_dpo
+            from steca_train.dpo import preference_pairs, train_dpo
 
             pairs = preference_pairs(load_rows(data_dir, ["dc"]), data / "cache.duckdb", r.prompt.history,
                                      spec.dpo.max_turns)  # fmt: skip
@@ -110,9 +109,8 @@ def experiment_cmd(
 
     r = _recipe(recipe, set_)
     _quiet_hf()
-    from steca_data.progress import Reporter
-
-    from .experiment import run_experiment
+    from steca_data.core.progress import Reporter
+    from steca_train.experiment import run_experiment
 
     if quiet:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
@@ -120,7 +118,7 @@ def experiment_cmd(
         doc = run_experiment(r, Reporter(quiet=quiet, console=err))
     except ValueError as exc:
         _fail(str(exc), 2)
-    from .report import markdown
+    from steca_train.report import markdown
 
     typer.echo(markdown(doc))
     out = Path(r.experiment.out) if r.experiment.out else r.build_dir / "experiment"

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from steca_data.prompts import window_messages
-from steca_data.react import format_observation, format_turn
-from steca_data.recipe_reinforce import DPOSpec
-from steca_data.schemas import ChatMessage, Trajectory
+from steca_data.core.prompts import window_messages
+from steca_data.core.react import format_observation, format_turn
+from steca_data.core.schemas import ChatMessage, Trajectory
+from steca_data.recipe.reinforce import DPOSpec
 
 
 def _cut(messages: list[dict], max_turns: int) -> list[dict]:
@@ -56,7 +56,7 @@ def pair_from_row(row: dict, deviated: Trajectory, history: int | None, max_turn
 
 def preference_pairs(dc_rows: list[dict], cache_path: Path, history: int | None, max_turns: int) -> list[dict]:
     """Pairs for every Dc row whose deviated rollout is in the build's cache (``provenance.rollout_ids[0]``)."""
-    from steca_data.cache import Cache
+    from steca_data.cache.store import Cache
 
     ids = [row["provenance"]["rollout_ids"][0] for row in dc_rows if row["provenance"]["rollout_ids"]]
     with Cache(cache_path, read_only=True) as cache:

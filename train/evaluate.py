@@ -13,12 +13,12 @@ import statistics
 import time
 from dataclasses import asdict, dataclass
 
-from steca_data.cache import Cache, unit_key
+from steca_data.cache.store import Cache, unit_key
+from steca_data.core.schemas import Trajectory
 from steca_data.envs import SessionPool, make_backend
 from steca_data.envs.registry import list_tasks
-from steca_data.episodes import EpisodeStart, PromptConfig, run_episodes
+from steca_data.episodes.runner import EpisodeStart, PromptConfig, run_episodes
 from steca_data.policies.base import Policy, SamplingParams
-from steca_data.schemas import Trajectory
 
 EVAL_VERSION = "1"
 

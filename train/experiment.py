@@ -20,9 +20,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from steca_data.cache import unit_key
-
-from .reinforce import OBJECTIVES, load_objective, train_objective, weight_summary
+from steca_data.cache.store import unit_key
+from steca_train.reinforce import OBJECTIVES, load_objective, train_objective, weight_summary
 
 EXPERIMENT_VERSION = "1"
 MARKER = "steca_method.json"
@@ -66,8 +65,8 @@ def _read_json(path: Path) -> dict | None:
 # ----------------------------------------------------------------------------------------------- build
 def run_build(recipe, reporter) -> tuple[Path, str, str, dict]:
     """Build (or find) Dc/De/Ds; returns the base agent dir, its policy id, the rows fingerprint, stats."""
-    from steca_data.builder import Builder
-    from steca_data.cache import Cache
+    from steca_data.build.builder import Builder
+    from steca_data.cache.store import Cache
 
     if recipe.policy.backend != "transformers":
         raise ValueError("experiment: policy.backend must be 'transformers' (methods are trained locally)")
@@ -91,7 +90,7 @@ def run_build(recipe, reporter) -> tuple[Path, str, str, dict]:
 def build_stats(recipe, cache) -> dict:
     """What this build's engine found (its own unit keys, not everything the cache holds): proposals, how many
     deviated, rollouts and their success. The analysis that explains the table."""
-    from steca_data.progress import Reporter
+    from steca_data.core.progress import Reporter
     from steca_data.stages.agent import BaseAgentStage
     from steca_data.stages.base import BuildContext
     from steca_data.stages.engine import Engine, ReflectionStage
@@ -174,8 +173,8 @@ def train_method(ctx: Context, method: str, seed: int) -> Path:
     r = ctx.recipe
     spec = r.reinforce.model_copy(update={"seed": seed})
     if method == "steca-dpo":
-        from .data import load_rows
-        from .dpo import preference_pairs, train_dpo
+        from steca_data.training.data import load_rows
+        from steca_train.dpo import preference_pairs, train_dpo
 
         pairs = preference_pairs(load_rows(ctx.data_dir, ["dc"]), r.cache_path, r.prompt.history, spec.dpo.max_turns)
         log = train_dpo(spec.dpo, init, pairs, work, seed=seed, threads=spec.threads)
@@ -226,8 +225,7 @@ def _policy_id(ctx: Context, model: Path) -> str:
 def evaluate_method(ctx: Context, method: str, model: Path, seed: int, policy_box: dict) -> dict:
     """Seen/unseen results of one model and seed (evaluation episodes also land in the build's cache)."""
     from steca_data.policies.factory import sampling_params
-
-    from .evaluate import eval_modes, evaluate
+    from steca_train.evaluate import eval_modes, evaluate
 
     r = ctx.recipe
     key = unit_key("exp-eval", EXPERIMENT_VERSION, policy=_policy_id(ctx, model), seed=seed, **_eval_settings(r))
@@ -251,8 +249,7 @@ def calibration_cases(ctx: Context, split: str) -> list:
     """Deviation cases on a held-out split, found once with the base agent (shared by methods and seeds)."""
     from steca_data.envs import make_backend
     from steca_data.envs.registry import list_tasks
-
-    from .recovery import case_dicts, cases_from_dicts, expert_walks, find_cases
+    from steca_train.recovery import case_dicts, cases_from_dicts, expert_walks, find_cases
 
     r = ctx.recipe
     limit = r.experiment.calibration.tasks or r.eval.limit
@@ -276,8 +273,7 @@ def calibration_cases(ctx: Context, split: str) -> list:
 def calibration_method(ctx: Context, method: str, model: Path, seed: int, policy_box: dict) -> dict:
     from steca_data.envs import make_backend
     from steca_data.policies.factory import sampling_params
-
-    from .recovery import play_cases
+    from steca_train.recovery import play_cases
 
     r = ctx.recipe
     out = {}
@@ -320,7 +316,7 @@ def run_experiment(recipe, reporter) -> dict:
     base, base_id, fingerprint, stats = run_build(recipe, reporter)
     ctx = Context(recipe, reporter, out, base, base_id, recipe.build_dir / "dataset", fingerprint)
     ctx.record("build", "computed" if stats.pop("computed") else "cached", start)
-    from .report import write_report
+    from steca_train.report import write_report
 
     runs: list[dict] = []
     datasets = weight_summary(_all_rows(ctx.data_dir))
@@ -363,8 +359,8 @@ def run_experiment(recipe, reporter) -> dict:
 
 def base_dataset_nll(ctx: Context) -> dict:
     """The base agent's per-token NLL on each built dataset (cached by its weights and the rows)."""
-    from .data import load_rows
-    from .reinforce import dataset_nll
+    from steca_data.training.data import load_rows
+    from steca_train.reinforce import dataset_nll
 
     key = unit_key("nll", EXPERIMENT_VERSION, base=ctx.base_policy_id, data=ctx.data_fingerprint)
     path = ctx.out / f"base-nll-{key[:10]}.json"
@@ -377,7 +373,7 @@ def base_dataset_nll(ctx: Context) -> dict:
 
 
 def _all_rows(data_dir: Path) -> list[dict]:
-    from .data import load_rows
+    from steca_data.training.data import load_rows
 
     return load_rows(data_dir, ["expert", "dc", "de", "ds"])
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from steca_data.core.schemas import Step, Task, Trajectory
 from steca_data.envs import SessionPool
-from steca_data.episodes import EpisodeStart, PromptConfig, run_episodes
+from steca_data.episodes.runner import EpisodeStart, PromptConfig, run_episodes
 from steca_data.policies.base import SamplingParams
-from steca_data.schemas import Step, Task, Trajectory
 
 
 @dataclass
@@ -30,7 +30,7 @@ class Case:
 def expert_walks(recipe, tasks: list[Task], backend) -> list[Trajectory]:
     """Gold trajectories (template thoughts) of held-out tasks; tasks whose gold fails are skipped."""
     from steca_data.stages.experts import play_gold
-    from steca_data.thoughts import template_thoughts
+    from steca_data.writers.thoughts import template_thoughts
 
     def work(session, task):
         try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from steca_data.recipe_reinforce import ReinforceSpec
+from steca_data.recipe.reinforce import ReinforceSpec
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ def objective_rows(rows: list[dict], weighted: bool) -> list[dict]:
 
 
 def load_objective(data_dir: Path, objective: Objective) -> list[dict]:
-    from .data import load_rows
+    from steca_data.training.data import load_rows
 
     return objective_rows(load_rows(data_dir, list(objective.datasets)), objective.weighted)
 
@@ -58,8 +58,8 @@ def train_objective(
     """Train ``init`` on ``rows`` with the SFT trainer; returns the ``TrainResult``."""
     from transformers import AutoTokenizer
 
-    from .data import rows_to_examples
-    from .trainer import train
+    from steca_data.training.data import rows_to_examples
+    from steca_data.training.trainer import train
 
     tokenizer = AutoTokenizer.from_pretrained(str(init))
     examples, _ = rows_to_examples(rows, tokenizer, history, spec.max_seq_len)
@@ -87,8 +87,8 @@ def dataset_nll(model_dir: Path, rows_by_set: dict[str, list[dict]], history: in
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .data import collate, rows_to_examples
-    from .trainer import weighted_nll
+    from steca_data.training.data import collate, rows_to_examples
+    from steca_data.training.trainer import weighted_nll
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).eval()

@@ -14,7 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-from ..schemas import Task
+from steca_data.core.schemas import Task
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..schemas import Task
-from .catalog import FOLD_SEED_BASE, canonical_params
+from steca_data.core.schemas import Task
+from steca_data.envs.textworld_express.catalog import FOLD_SEED_BASE, canonical_params
 
 
 def env_version(spec) -> str:
@@ -12,7 +12,7 @@ def env_version(spec) -> str:
 
         return f"textworld-express {__version__}"
     if spec.name == "alfworld":
-        from .alfworld import alfworld_version  # type: ignore[import-not-found]
+        from steca_data.envs.alfworld import alfworld_version  # type: ignore[import-not-found]
 
         return alfworld_version()
     raise ValueError(f"unknown environment {spec.name!r}")
@@ -37,7 +37,7 @@ def list_tasks(spec, split_name: str) -> list[Task]:
             for i in range(split.start, split.start + split.count)
         ]
     if spec.name == "alfworld":
-        from .alfworld import list_alfworld_tasks  # type: ignore[import-not-found]
+        from steca_data.envs.alfworld import list_alfworld_tasks  # type: ignore[import-not-found]
 
         return list_alfworld_tasks(spec, split_name)
     raise ValueError(f"unknown environment {spec.name!r}")

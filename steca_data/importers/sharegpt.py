@@ -12,8 +12,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from ..react import parse_turn, strip_observation
-from ..schemas import Step, Task, Trajectory
+from steca_data.core.react import parse_turn, strip_observation
+from steca_data.core.schemas import Step, Task, Trajectory
 
 _TASK_MARKER = "Your task is to:"
 

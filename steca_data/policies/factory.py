@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-from .base import Policy, SamplingParams
+from steca_data.policies.base import Policy, SamplingParams
 
 
 def make_policy(spec, model: str | None = None) -> Policy:
     """``model`` (a path or served name) overrides ``spec.model``; ``backend: random`` needs neither."""
     name = model or spec.model
     if spec.backend == "random":
-        from .random_policy import RandomPolicy
+        from steca_data.policies.random_policy import RandomPolicy
 
         return RandomPolicy()
     if spec.backend == "openai":
-        from .openai_policy import OpenAIPolicy
+        from steca_data.policies.openai_policy import OpenAIPolicy
 
         return OpenAIPolicy.from_spec(spec.model_copy(update={"model": name}))
     if not name:
         raise ValueError(f"policy.model: a model path is required for backend {spec.backend!r}")
     if spec.backend == "vllm":
-        from .vllm_policy import VLLMPolicy
+        from steca_data.policies.vllm_policy import VLLMPolicy
 
         return VLLMPolicy(name, dtype=spec.dtype)
-    from .transformers_policy import TransformersPolicy
+    from steca_data.policies.transformers_policy import TransformersPolicy
 
     return TransformersPolicy(
         name,

@@ -13,7 +13,7 @@ import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from .base import PolicyRequest, SamplingParams
+from steca_data.policies.base import PolicyRequest, SamplingParams
 
 
 class PolicyBackendError(RuntimeError):

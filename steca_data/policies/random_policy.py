@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from ..react import format_turn
-from .base import PolicyRequest, SamplingParams
+from steca_data.core.react import format_turn
+from steca_data.policies.base import PolicyRequest, SamplingParams
 
 
 class RandomPolicy:

@@ -16,8 +16,8 @@ import copy
 import hashlib
 from pathlib import Path
 
-from .base import PolicyRequest, SamplingParams
-from .constrain import ActionConstraint, ActionMaskProcessor
+from steca_data.policies.base import PolicyRequest, SamplingParams
+from steca_data.policies.constrain import ActionConstraint, ActionMaskProcessor
 
 MIN_SHARED_PREFIX = 32  # tokens; below this the bookkeeping costs more than it saves
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .base import PolicyRequest, SamplingParams
+from steca_data.policies.base import PolicyRequest, SamplingParams
 
 
 def action_regex(admissible: list[str]) -> str:
@@ -35,7 +35,7 @@ class VLLMPolicy:
             enable_prefix_caching=True,  # the shared system prompt is computed once
             **engine_kwargs,
         )
-        from .transformers_policy import model_digest
+        from steca_data.policies.transformers_policy import model_digest
 
         digest = model_digest(Path(path)) if Path(path).is_dir() else path
         self.policy_id = f"vllm:{Path(path).name}:{digest}"

@@ -13,8 +13,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from ..cache import unit_key
-from .base import BuildContext, Stage, StagePlan, StageResult
+from steca_data.cache.store import unit_key
+from steca_data.stages.base import BuildContext, Stage, StagePlan, StageResult
 
 WARMUP_VERSION = "1"
 MARKER = "steca_warmup.json"
@@ -44,7 +44,7 @@ def static_policy_id(spec, model: str | None) -> str:
         return "random"
     if spec.backend == "openai":
         return f"openai:{model or spec.model}@{spec.base_url}"  # as OpenAIPolicy reports it
-    from ..policies.transformers_policy import model_digest
+    from steca_data.policies.transformers_policy import model_digest
 
     path = Path(model or spec.model)
     if not path.is_dir():
@@ -63,7 +63,7 @@ def quiet_transformers() -> None:
 
 def _loader(spec, model: str | None) -> Callable[[], object]:
     def load():
-        from ..policies.factory import make_policy
+        from steca_data.policies.factory import make_policy
 
         quiet_transformers()
         return make_policy(spec, model)
@@ -83,7 +83,7 @@ class BaseAgentStage(Stage):
         return cls.needs_warmup_spec(ctx.recipe)
 
     def _expert_keys(self, ctx: BuildContext) -> list[str]:
-        from .experts import ExpertStage
+        from steca_data.stages.experts import ExpertStage
 
         return sorted(k for _, k in ExpertStage().units(ctx))
 
@@ -142,12 +142,11 @@ class BaseAgentStage(Stage):
         from datasets.utils.logging import disable_progress_bar
         from transformers import AutoTokenizer
 
-        from steca_train.data import load_rows, rows_to_examples
-        from steca_train.init_model import corpus_texts, init_model
-        from steca_train.trainer import plan_steps, train
-
-        from ..assemble import expert_rows
-        from ..output import _to_dataset
+        from steca_data.build.assemble import expert_rows
+        from steca_data.build.output import _to_dataset
+        from steca_data.training.data import load_rows, rows_to_examples
+        from steca_data.training.init_model import corpus_texts, init_model
+        from steca_data.training.trainer import plan_steps, train
 
         r = ctx.recipe
         final = self.warmup_dir(ctx)

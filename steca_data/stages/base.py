@@ -13,12 +13,12 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from ..cache import Cache
-from ..envs import EnvBackend, make_backend
-from ..envs.registry import env_version, list_tasks
-from ..progress import Reporter
-from ..recipe import Recipe
-from ..schemas import Task
+from steca_data.cache.store import Cache
+from steca_data.core.progress import Reporter
+from steca_data.core.schemas import Task
+from steca_data.envs import EnvBackend, make_backend
+from steca_data.envs.registry import env_version, list_tasks
+from steca_data.recipe.model import Recipe
 
 KILL_AFTER_ENV = "STECA_DATA_KILL_AFTER_UNITS"
 

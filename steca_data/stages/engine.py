@@ -16,13 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from ..cache import unit_key
-from ..calibration import judge_proposals
-from ..envs import SessionPool
-from ..policies.base import SamplingParams
-from ..reflection import ReflectionRequest
-from ..schemas import Step, Task, Trajectory
-from .base import BuildContext, Stage, StagePlan, StageResult
+from steca_data.cache.store import unit_key
+from steca_data.core.calibration import judge_proposals
+from steca_data.core.schemas import Step, Task, Trajectory
+from steca_data.envs import SessionPool
+from steca_data.policies.base import SamplingParams
+from steca_data.stages.base import BuildContext, Stage, StagePlan, StageResult
+from steca_data.writers.reflection import ReflectionRequest
 
 PROPOSAL_VERSION = "1"
 ROLLOUT_VERSION = "1"
@@ -72,7 +72,7 @@ class Engine:
     # ------------------------------------------------------------------------------------------ inputs
     @cached_property
     def walks(self) -> list[Walk]:
-        from .experts import ExpertStage
+        from steca_data.stages.experts import ExpertStage
 
         units = ExpertStage().units(self.ctx)
         trajectories = self.ctx.cache.get_trajectories([k for _, k in units])
@@ -86,7 +86,7 @@ class Engine:
 
     @cached_property
     def prompt(self):
-        from ..episodes import PromptConfig
+        from steca_data.episodes.runner import PromptConfig
 
         return PromptConfig.from_recipe(self.recipe)
 
@@ -238,7 +238,7 @@ class ProposalStage(Stage):
         return StagePlan(self.name, len(units), len(ctx.cache.existing("proposals", [k for *_, k in units])))
 
     def run(self, ctx: BuildContext) -> StageResult:
-        from ..episodes import EpisodeStart, run_episodes
+        from steca_data.episodes.runner import EpisodeStart, run_episodes
 
         engine = _engine(ctx)
         units = engine.proposal_units()
@@ -339,7 +339,7 @@ class RolloutStage(Stage):
         return result
 
     def _play(self, ctx: BuildContext, engine: Engine, todo, result: StageResult) -> None:
-        from ..episodes import EpisodeStart, run_episodes
+        from steca_data.episodes.runner import EpisodeStart, run_episodes
 
         starts = [EpisodeStart(p.walk.task, list(p.steps), seed=seed_of(k)) for p, _, k in todo]
         params = engine.sampling(ctx.recipe.rollouts.temperature)
@@ -463,7 +463,7 @@ class ReflectionStage(Stage):
 
 
 def make_reflector(ctx: BuildContext):
-    from ..reflection import OpenAIReflector, PolicyReflector, TemplateReflector
+    from steca_data.writers.reflection import OpenAIReflector, PolicyReflector, TemplateReflector
 
     spec = ctx.recipe.reflection
     if spec.backend == "template":

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
-from ..cache import unit_key
-from ..envs import EnvError, SessionPool
-from ..importers.sharegpt import read_sharegpt
-from ..schemas import Step, Task, Trajectory
-from ..thoughts import TEMPLATE_VERSION, OpenAIThoughtWriter, template_thoughts
-from .base import BuildContext, Stage, StagePlan, StageResult
+from steca_data.cache.store import unit_key
+from steca_data.core.schemas import Step, Task, Trajectory
+from steca_data.envs import EnvError, SessionPool
+from steca_data.importers.sharegpt import read_sharegpt
+from steca_data.stages.base import BuildContext, Stage, StagePlan, StageResult
+from steca_data.writers.thoughts import TEMPLATE_VERSION, OpenAIThoughtWriter, template_thoughts
 
 GOLD_VERSION = "1"
 EXPERT_VERSION = "1"

@@ -6,7 +6,7 @@ validating a recipe never loads the engine.
 
 from __future__ import annotations
 
-from .backend import AlfworldBackend, AlfworldSession, alfworld_version, list_alfworld_tasks
-from .problem import TASK_TYPES
+from steca_data.envs.alfworld.backend import AlfworldBackend, AlfworldSession, alfworld_version, list_alfworld_tasks
+from steca_data.envs.alfworld.problem import TASK_TYPES
 
 __all__ = ["TASK_TYPES", "AlfworldBackend", "AlfworldSession", "alfworld_version", "list_alfworld_tasks"]

@@ -11,10 +11,10 @@ import os
 import threading
 from pathlib import Path
 
-from ...schemas import Task
-from ..base import EnvError, StepResult
-from .gamefiles import GAME_FILE, data_root, find_games, game_dir, read_traj_data
-from .problem import TASK_TYPES
+from steca_data.core.schemas import Task
+from steca_data.envs.alfworld.gamefiles import GAME_FILE, data_root, find_games, game_dir, read_traj_data
+from steca_data.envs.alfworld.problem import TASK_TYPES
+from steca_data.envs.base import EnvError, StepResult
 
 _INTRO = "-= Welcome to TextWorld, ALFRED! =-"
 
@@ -80,7 +80,7 @@ class AlfworldSession:
     """One engine playing one episode at a time."""
 
     def __init__(self, backend: AlfworldBackend):
-        from .engine import make_env
+        from steca_data.envs.alfworld.engine import make_env
 
         self._backend = backend
         self._env = make_env(facts=True)
@@ -127,7 +127,7 @@ class AlfworldSession:
 
     def expert(self, task: Task, seed: int = 0):
         """Run the fixed hand-coded expert on ``task`` (leaves the engine mid-episode)."""
-        from .expert import run_expert
+        from steca_data.envs.alfworld.expert import run_expert
 
         folder = self._load(task)
         return run_expert(self._env, read_traj_data(folder), seed=seed)

@@ -16,9 +16,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .gamefiles import FOLDS, write_game
-from .problem import TASK_TYPES, NoTask, sample_game
-from .scenes import floor_plans_for, load_floor_plan
+from steca_data.envs.alfworld.gamefiles import FOLDS, write_game
+from steca_data.envs.alfworld.problem import TASK_TYPES, NoTask, sample_game
+from steca_data.envs.alfworld.scenes import floor_plans_for, load_floor_plan
 
 GENERATOR_VERSION = "1"
 MAX_ATTEMPTS = 40
@@ -63,8 +63,8 @@ def _game_files(spec, seed: int, fold: str, index: int) -> tuple[dict, dict]:
 
 def _verify(folder: Path, traj: dict) -> tuple[list[str], object]:
     """Planner walkthrough replayed in a fresh engine; returns (walkthrough, expert run)."""
-    from .engine import make_env
-    from .expert import run_expert
+    from steca_data.envs.alfworld.engine import make_env
+    from steca_data.envs.alfworld.expert import run_expert
 
     gamefile = str(folder / "game.tw-pddl")
     planner = make_env(facts=False, walkthrough=True)

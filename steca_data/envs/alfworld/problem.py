@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass
 from functools import cache
 
-from .scenes import LAMP_HOSTS, FloorPlan, Receptacle, pickupable_types, thor_id
+from steca_data.envs.alfworld.scenes import LAMP_HOSTS, FloorPlan, Receptacle, pickupable_types, thor_id
 
 TASK_TYPES = (
     "pick_and_place_simple",

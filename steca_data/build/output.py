@@ -1,0 +1,188 @@
+"""Writing built rows as Hugging Face datasets: save_to_disk, parquet, a dataset card, and the Hub.
+
+Layout of a build directory::
+
+    cache.duckdb            every unit (see the README's table list)
+    dataset/                DatasetDict saved with save_to_disk, one key per dataset (expert, dc, de, ds)
+    parquet/<name>.parquet  the same rows as parquet
+    README.md               dataset card (also copied into dataset/): recipe, versions, counts, lengths
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from steca_data import __version__
+from steca_data.core.schema_io import hf_features
+from steca_data.core.schemas import ROW_MODELS
+from steca_data.recipe.model import Recipe
+
+
+class PushError(RuntimeError):
+    pass
+
+
+@dataclass
+class OutputResult:
+    written: bool
+    fingerprint: str
+    counts: dict[str, int]
+
+
+def rows_fingerprint(datasets: dict[str, list[dict]]) -> str:
+    blob = json.dumps(datasets, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _length_stats(rows: list[dict]) -> dict[str, float]:
+    if not rows:
+        return {}
+    turns = [sum(m["role"] == "assistant" for m in r["messages"]) for r in rows]
+    chars = [sum(len(m["content"]) for m in r["messages"]) for r in rows]
+    weights = [r["reward_weight"] for r in rows]
+    return {
+        "assistant_turns_mean": round(statistics.mean(turns), 2),
+        "assistant_turns_max": max(turns),
+        "chars_mean": round(statistics.mean(chars), 1),
+        "chars_max": max(chars),
+        "reward_weight_mean": round(statistics.mean(weights), 4),
+    }
+
+
+def dataset_card(recipe: Recipe, datasets: dict[str, list[dict]], env_version: str, fingerprint: str) -> str:
+    header = {
+        "configs": [
+            {"config_name": n, "data_files": [{"split": "train", "path": f"parquet/{n}.parquet"}]} for n in datasets
+        ],
+        "tags": ["steca", "agents", "trajectories", "text-games"],
+    }
+    lines = [
+        "---",
+        yaml.safe_dump(header, sort_keys=False).strip(),
+        "---",
+        "",
+        f"# {recipe.name}",
+        "",
+        recipe.description or "Step-level agent training data built with steca-data.",
+        "",
+        f"- built by steca-data {__version__}; recipe fingerprint `{recipe.fingerprint()}`; "
+        f"rows fingerprint `{fingerprint}`",
+        f"- environment: {recipe.env.name} ({env_version}), game `{recipe.env.game}`",
+        "",
+        "## Datasets",
+        "",
+        "| dataset | rows | mean assistant turns | max turns | mean chars | max chars | mean weight |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, rows in datasets.items():
+        s = _length_stats(rows)
+        lines.append(
+            f"| {name} | {len(rows)} | {s.get('assistant_turns_mean', '-')} | {s.get('assistant_turns_max', '-')} "
+            f"| {s.get('chars_mean', '-')} | {s.get('chars_max', '-')} | {s.get('reward_weight_mean', '-')} |"
+        )
+    lines += [
+        "",
+        "Rows follow the JSON Schemas in steca-data's `schemas/` folder (`row_<dataset>.schema.json`).",
+        'Load with `datasets.load_from_disk("<build>/dataset")` or from parquet.',
+        "",
+        "## Recipe",
+        "",
+        "```yaml",
+        yaml.safe_dump(recipe.content(), sort_keys=False).strip(),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _to_dataset(name: str, rows: list[dict]):
+    """Column-wise with explicit features, so an empty dataset still has its schema."""
+    from datasets import Dataset
+
+    features = hf_features(ROW_MODELS[name])
+    return Dataset.from_dict({col: [row[col] for row in rows] for col in features}, features=features)
+
+
+def write_outputs(
+    recipe: Recipe, datasets: dict[str, list[dict]], env_version: str, previous: str | None
+) -> OutputResult:
+    """Write everything atomically (tmp dir, then rename); skip when rows are unchanged and present."""
+    from datasets import DatasetDict
+    from datasets.utils.logging import disable_progress_bar
+
+    disable_progress_bar()  # our own reporter says what is being written
+
+    build = recipe.build_dir
+    fingerprint = rows_fingerprint(datasets)
+    counts = {name: len(rows) for name, rows in datasets.items()}
+    targets = {"arrow": build / "dataset", "parquet": build / "parquet"}
+    wanted = [targets[f] for f in recipe.output.formats]
+    if previous == fingerprint and all(p.exists() for p in wanted):
+        return OutputResult(False, fingerprint, counts)
+
+    dd = DatasetDict({name: _to_dataset(name, rows) for name, rows in datasets.items()})
+    card = dataset_card(recipe, datasets, env_version, fingerprint)
+    build.mkdir(parents=True, exist_ok=True)
+    if "arrow" in recipe.output.formats:
+        tmp = build / "dataset.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        dd.save_to_disk(str(tmp), num_shards={name: 1 for name in dd})  # an empty split still gets a shard
+        (tmp / "README.md").write_text(card)
+        shutil.rmtree(targets["arrow"], ignore_errors=True)
+        tmp.rename(targets["arrow"])
+    if "parquet" in recipe.output.formats:
+        tmp = build / "parquet.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        for name, ds in dd.items():
+            ds.to_parquet(str(tmp / f"{name}.parquet"))
+        shutil.rmtree(targets["parquet"], ignore_errors=True)
+        tmp.rename(targets["parquet"])
+    (build / "README.md").write_text(card)
+    (build / "recipe.yaml").write_text(yaml.safe_dump(recipe.content(), sort_keys=False))
+    return OutputResult(True, fingerprint, counts)
+
+
+def hub_token() -> str | None:
+    token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
+    if token:
+        return token
+    try:
+        from huggingface_hub import get_token
+
+        return get_token()
+    except Exception:  # noqa: BLE001 - no stored token
+        return None
+
+
+def push_to_hub(build_dir: Path, repo_id: str, private: bool = True) -> str:
+    """Upload parquet files and the card; one dataset config per built dataset."""
+    token = hub_token()
+    if not token:
+        raise PushError(
+            f"cannot push to {repo_id}: no Hugging Face token (set HF_TOKEN). "
+            f"The build in {build_dir} is complete and kept; push later with "
+            f"`steca-data push {build_dir} {repo_id}`."
+        )
+    if not (build_dir / "parquet").is_dir():
+        raise PushError(f"{build_dir}/parquet is missing: build with output.formats including 'parquet'")
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    api.upload_folder(
+        repo_id=repo_id,
+        repo_type="dataset",
+        folder_path=str(build_dir),
+        allow_patterns=["parquet/*.parquet", "README.md"],
+        commit_message="steca-data build",
+    )
+    return f"https://huggingface.co/datasets/{repo_id}"

@@ -1,0 +1,62 @@
+"""Recipe sections for closing the loop: reinforced training, its DPO ablation, and the experiment runner.
+
+``reinforce`` holds the training settings shared by STeCa and every baseline trained from the base agent
+(one epoch, the same trainer as SFT), so methods differ only in their data and weights. ``experiment``
+names the seeds, the methods and the calibration analysis. Neither shapes the built data, so both are left
+out of the recipe's data fingerprint.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from steca_data.recipe.agent import SFTSpec
+
+METHODS = ("sft", "rft", "steca-sft", "steca-dpo", "steca")
+Method = Literal["sft", "rft", "steca-sft", "steca-dpo", "steca"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DPOSpec(_Section):
+    """STeCa with SFT+DPO: calibrated vs deviated trajectories as preference pairs (TRL's DPOTrainer)."""
+
+    beta: float = Field(0.1, gt=0, description="DPO temperature (TRL default).")
+    lr: float = Field(5e-4, gt=0, lt=1)
+    epochs: float = Field(1.0, gt=0)
+    batch_size: int = Field(4, ge=1, le=512, description="Preference pairs per optimizer step.")
+    max_turns: int = Field(4, ge=1, le=100, description="Assistant turns kept of each side (bounds the length).")
+    max_length: int = Field(1024, ge=64, description="Tokens of prompt + completion (the prompt is cut first).")
+    loss_type: Literal["sigmoid", "ipo", "hinge"] = "sigmoid"
+
+
+class ReinforceSpec(SFTSpec):
+    """STeCa's reward-weighted likelihood over Dc ∪ De ∪ Ds; also the settings every baseline trains with."""
+
+    datasets: list[str] = Field(default_factory=lambda: ["dc", "de", "ds"], description="DatasetDict keys.")
+    weighted: bool = Field(True, description="Weight rows by reward_weight (r_c, r_e, r_s); False: all 1.")
+    epochs: float = Field(1.0, gt=0, description="Paper: one epoch of reinforced training.")
+    lr: float = Field(1e-3, gt=0, lt=1)
+    warmup_steps: int = Field(5, ge=0)
+    dpo: DPOSpec = Field(default_factory=DPOSpec)
+
+
+class CalibrationSpec(_Section):
+    """Papers' Figures 4-5: success from a history that holds a deviated action, and with it removed."""
+
+    enabled: bool = True
+    splits: list[str] = Field(default_factory=lambda: ["unseen"])
+    tasks: int | None = Field(None, gt=0, description="First N tasks of each split; default eval.limit.")
+
+
+class ExperimentSpec(_Section):
+    """warm-up → build → each method → eval, per seed (seeds vary method training and eval sampling)."""
+
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    methods: list[Method] = Field(default_factory=lambda: list(METHODS), min_length=1)
+    out: str | None = Field(None, description="Results directory; default <build dir>/experiment.")
+    calibration: CalibrationSpec = Field(default_factory=CalibrationSpec)

@@ -1,0 +1,282 @@
+"""The training loop: reward-weighted NLL on assistant turns, nanoGPT-sized so it fits in one's head.
+
+    loss = sum_i w_i * sum_t m_it * nll_it  /  sum_i sum_t m_it        (over one optimizer step)
+
+``m`` is 1 on the tokens of assistant turns that bear loss (per-turn masks come from the rows'
+``loss`` flags), ``w_i`` is the row's ``reward_weight``. Normalising by the number of loss tokens (not by
+the weights) keeps the weights meaningful: doubling a row's weight doubles its pull. The same loop runs
+warm-up SFT (all weights 1) and STeCa's reinforced objective (weights r_c, r_s, r_e).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from steca_data.recipe.agent import SFTSpec
+from steca_data.training.data import Example, collate, make_batches
+
+CHECKPOINT_DIR = "checkpoint"
+
+
+def weighted_nll(
+    logits: torch.Tensor, input_ids: torch.Tensor, loss_mask: torch.Tensor, weights: torch.Tensor, normalizer: float
+) -> torch.Tensor:
+    """Sum of per-token NLL of next-token targets, times mask and per-example weight, over ``normalizer``."""
+    targets = input_ids[:, 1:]
+    mask = loss_mask[:, 1:]
+    nll = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), targets, reduction="none")
+    return (nll * mask * weights[:, None]).sum() / normalizer
+
+
+def lr_at(step: int, total: int, spec: SFTSpec) -> float:
+    """Linear warm-up, then cosine decay to ``min_lr_ratio * lr``."""
+    if step < spec.warmup_steps:
+        return spec.lr * (step + 1) / spec.warmup_steps
+    progress = min(1.0, (step - spec.warmup_steps) / max(1, total - spec.warmup_steps))
+    floor = spec.lr * spec.min_lr_ratio
+    return floor + 0.5 * (spec.lr - floor) * (1 + math.cos(math.pi * progress))
+
+
+def pick_device(choice: str) -> torch.device:
+    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def use_bf16(choice: str, device: torch.device) -> bool:
+    """bf16 only where the hardware has it (CUDA with bf16); CPU trains in fp32."""
+    if choice == "off" or device.type != "cuda":
+        return False
+    return torch.cuda.is_bf16_supported()
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    tokens: int
+    seconds: float
+    final_loss: float
+    out: Path
+    stopped_early: bool = False
+    planned_steps: int = 0
+    history: list[dict] = field(default_factory=list)
+
+
+def load_for_training(init: str | Path, spec: SFTSpec, device: torch.device, resume_dir: Path | None = None):
+    """The model to train: full weights, or the base wrapped with a (possibly resumed) LoRA adapter."""
+    from transformers import AutoModelForCausalLM
+
+    if spec.lora is None:
+        model = AutoModelForCausalLM.from_pretrained(str(resume_dir or init), dtype=torch.float32)
+        return model.to(device)
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    base = AutoModelForCausalLM.from_pretrained(str(Path(init).resolve()), dtype=torch.float32)
+    if resume_dir is not None:
+        model = PeftModel.from_pretrained(base, str(resume_dir), is_trainable=True)
+    else:
+        config = LoraConfig(
+            task_type="CAUSAL_LM",
+            r=spec.lora.r,
+            lora_alpha=spec.lora.alpha,
+            lora_dropout=spec.lora.dropout,
+            target_modules=list(spec.lora.target_modules),
+        )
+        model = get_peft_model(base, config)
+    return model.to(device)
+
+
+def total_steps(spec: SFTSpec, batches_per_epoch: int) -> int:
+    if spec.max_steps:
+        return spec.max_steps
+    return max(1, math.ceil(spec.epochs * batches_per_epoch / spec.grad_accum))
+
+
+def plan_steps(spec: SFTSpec, examples: list[Example]) -> int:
+    """Optimizer steps a run on ``examples`` will take (for progress bars and schedules)."""
+    return total_steps(spec, len(make_batches(examples, spec.batch_tokens, spec.seed)))
+
+
+def _save(model, tokenizer, path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(path))
+    if tokenizer is not None:
+        tokenizer.save_pretrained(str(path))
+
+
+def train(
+    spec: SFTSpec,
+    init: str | Path,
+    examples: list[Example],
+    out: Path,
+    tokenizer=None,
+    resume: bool = False,
+    progress=None,
+    pad_id: int = 0,
+) -> TrainResult:
+    """Train on ``examples`` from model ``init``; writes the model (or adapter) and logs to ``out``.
+
+    A checkpoint (weights, optimizer, step) is written every ``save_every`` steps to ``out/checkpoint``;
+    ``resume=True`` continues from it with the exact same batch order.
+    """
+    if spec.threads:
+        torch.set_num_threads(spec.threads)
+    device = pick_device(spec.device)
+    bf16 = use_bf16(spec.bf16, device)
+    torch.manual_seed(spec.seed)
+    ckpt = out / CHECKPOINT_DIR
+    state = json.loads((ckpt / "state.json").read_text()) if resume and (ckpt / "state.json").is_file() else None
+    if resume and state is None:
+        raise FileNotFoundError(f"--resume: no checkpoint in {ckpt}")
+    model = load_for_training(init, spec, device, resume_dir=ckpt if state else None)
+    model.config.use_cache = False
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    optim = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": spec.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=spec.lr,
+        betas=(0.9, 0.95),
+        fused=device.type == "cuda",
+    )
+    step, history = 0, []
+    if state:
+        optim.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location=device, weights_only=True))
+        torch.set_rng_state(torch.load(ckpt / "rng.pt", weights_only=True))
+        step, history = state["step"], state["history"]
+
+    epoch_batches = {0: make_batches(examples, spec.batch_tokens, spec.seed)}
+    per_epoch = len(epoch_batches[0])
+
+    def micro_batch(m: int) -> list[int]:
+        """The m-th micro-batch of the run: epochs reshuffle with seed + epoch, so resume replays exactly."""
+        epoch = m // per_epoch
+        if epoch not in epoch_batches:
+            epoch_batches[epoch] = make_batches(examples, spec.batch_tokens, spec.seed + epoch)
+        return epoch_batches[epoch][m % per_epoch]
+
+    n_steps = total_steps(spec, per_epoch)
+    start, tokens, stopped, start_step = time.monotonic(), 0, False, step
+    if state and state.get("planned_steps"):
+        n_steps = min(n_steps, state["planned_steps"])
+    model.train()
+    last_loss, window = float("nan"), []
+    while step < n_steps:
+        lr = lr_at(step, n_steps, spec)
+        for group in optim.param_groups:
+            group["lr"] = lr
+        micro = [[examples[j] for j in micro_batch(step * spec.grad_accum + k)] for k in range(spec.grad_accum)]
+        normalizer = float(sum(sum(e.loss_mask[1:]) for mb in micro for e in mb)) or 1.0
+        loss_sum = 0.0
+        for batch in micro:
+            ids, attn, mask, weights = (t.to(device) for t in collate(batch, pad_id))
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                logits = model(input_ids=ids, attention_mask=attn).logits
+            loss = weighted_nll(logits, ids, mask, weights, normalizer)
+            loss.backward()
+            loss_sum += loss.item()
+            tokens += int(attn.sum())
+        if spec.grad_clip:
+            torch.nn.utils.clip_grad_norm_(params, spec.grad_clip)
+        optim.step()
+        optim.zero_grad(set_to_none=True)
+        step += 1
+        last_loss = loss_sum
+        elapsed = time.monotonic() - start
+        window.append(loss_sum)
+        if step % spec.log_every == 0 or step == n_steps:
+            mean = sum(window) / len(window)  # mean over the logging window: one batch's loss is noisy
+            history.append({"step": step, "loss": round(mean, 5), "lr": lr, "tokens": tokens, "s": elapsed})
+            window.clear()
+        if progress:
+            progress(step, n_steps, loss_sum)
+        if step % spec.save_every == 0 and step < n_steps:
+            save_checkpoint(model, optim, step, history, ckpt, n_steps)
+        if spec.time_budget_s and step < n_steps:
+            if elapsed > spec.time_budget_s:
+                stopped = True
+                break
+            if step == 10 or step % 50 == 0:
+                # fit the schedule to the budget: the cosine then ends at the floor instead of being cut mid-way
+                n_steps = min(n_steps, step + int((spec.time_budget_s - elapsed) / (elapsed / (step - start_step))))
+    seconds = time.monotonic() - start
+    model.config.use_cache = True  # off for training only; inference wants the KV cache
+    _save(model, tokenizer, out)
+    save_checkpoint(model, optim, step, history, ckpt, n_steps)
+    result = TrainResult(step, tokens, seconds, last_loss, out, stopped, n_steps, history)
+    (out / "train_log.json").write_text(
+        json.dumps(
+            {
+                "steps": step,
+                "planned_steps": n_steps,
+                "examples": len(examples),
+                "tokens": tokens,
+                "seconds": round(seconds, 2),
+                "tokens_per_s": round(tokens / max(seconds, 1e-9), 1),
+                "final_loss": last_loss,
+                "stopped_early": stopped,
+                "lora": spec.lora is not None,
+                "device": device.type,
+                "bf16": bf16,
+                "threads": torch.get_num_threads(),
+                "history": history,
+            },
+            indent=1,
+        )
+    )
+    plot_loss(history, out / "loss.png")
+    return result
+
+
+def save_checkpoint(model, optim, step: int, history: list[dict], path: Path, planned_steps: int = 0) -> None:
+    """Weights (or adapter), optimizer and step, written to a temp dir and renamed (never half a checkpoint)."""
+    import shutil
+
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    _save(model, None, tmp)
+    torch.save(optim.state_dict(), tmp / "optimizer.pt")
+    torch.save(torch.get_rng_state(), tmp / "rng.pt")
+    (tmp / "state.json").write_text(json.dumps({"step": step, "planned_steps": planned_steps, "history": history}))
+    shutil.rmtree(path, ignore_errors=True)
+    tmp.rename(path)
+
+
+def plot_loss(history: list[dict], path: Path) -> None:
+    """Loss curve next to the model; skipped quietly when matplotlib is unavailable."""
+    if not history:
+        return
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([h["step"] for h in history], [h["loss"] for h in history])
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("weighted NLL")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def merge_lora(adapter_dir: Path, out: Path) -> Path:
+    """Fold a LoRA adapter into its base model and save a plain checkpoint (what vLLM/eval load fastest)."""
+    from peft import AutoPeftModelForCausalLM
+    from transformers import AutoTokenizer
+
+    model = AutoPeftModelForCausalLM.from_pretrained(str(adapter_dir), dtype=torch.float32)
+    merged = model.merge_and_unload()
+    _save(merged, AutoTokenizer.from_pretrained(str(adapter_dir)), out)
+    return out

@@ -1,0 +1,84 @@
+"""nDTW against hand-computed values, and the deviation rule on constructed reward tables."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from steca_data.core.calibration import first_error_step, judge_proposals
+from steca_data.core.distance import dtw, edit_distance, exact_distance, ndtw
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "expected"),
+    [
+        (["a", "b", "c"], ["a", "b", "c"], 0.0),
+        (["a"], ["b"], 1 / math.sqrt(2)),
+        # D = [[0, 1], [1, 1]]: one mismatch on the diagonal, normalised by sqrt(2^2 + 2^2)
+        (["a", "b"], ["a", "c"], 1 / math.sqrt(8)),
+        # warping absorbs a repeated action: cost 0 although the lengths differ
+        (["a", "a", "b"], ["a", "b"], 0.0),
+        # no shared action at all: cost = max(n, m) = 3, normalised by sqrt(9 + 4)
+        (["a", "b", "c"], ["x", "y"], 3 / math.sqrt(13)),
+        ([], ["a", "b"], 1.0),
+        ([], [], 0.0),
+    ],
+)
+def test_ndtw_hand_computed(x, y, expected):
+    assert ndtw(x, y, exact_distance) == pytest.approx(expected)
+
+
+def test_ndtw_with_edit_distance_and_bounds():
+    assert edit_distance("take apple", "take apples") == pytest.approx(1 / 11)
+    assert ndtw(["take apple"], ["take apples"], edit_distance) == pytest.approx((1 / 11) / math.sqrt(2))
+    assert dtw(["ab", "cd"], ["ab", "ce"], edit_distance) == pytest.approx(0.5)
+    long_x, long_y = [f"a{i}" for i in range(9)], [f"b{i}" for i in range(4)]
+    assert 0.0 <= ndtw(long_x, long_y) <= 1.0
+    assert ndtw(["a", "b"], ["b", "a"]) == ndtw(["b", "a"], ["a", "b"])
+
+
+EXPERT = ["a1", "a2", "a3", "a4"]
+VALUES = {0: 0.2, 1: 0.4, 2: 0.6, 3: 0.8, 4: 1.0}
+PROPOSALS = {1: ("t1", "a1"), 2: ("t2", "x"), 3: ("t3", "y"), 4: ("t4", "a4")}
+Q = {2: 0.4, 3: 0.2}
+
+
+def test_deviation_rule_delta_zero():
+    verdicts = {v.step: v for v in judge_proposals(EXPERT, VALUES, PROPOSALS, Q, delta=0.0)}
+    assert not verdicts[1].deviated and verdicts[1].reward_proposal == 0.4  # same as expert: Q = V[1]
+    assert not verdicts[2].deviated  # 0.4 - 0.4 = 0, not < 0
+    assert verdicts[3].deviated and verdicts[3].first  # 0.2 - 0.6 < 0
+    assert verdicts[3].reward_expert_prev == 0.6
+    assert not verdicts[4].deviated
+
+
+def test_deviation_rule_larger_delta_moves_the_first_deviation():
+    verdicts = {v.step: v for v in judge_proposals(EXPERT, VALUES, PROPOSALS, Q, delta=0.1)}
+    assert verdicts[2].deviated and verdicts[2].first
+    assert verdicts[3].deviated and not verdicts[3].first
+    assert [v.step for v in verdicts.values() if v.first] == [2]
+
+
+def test_same_action_is_never_deviated_and_missing_values_are_skipped():
+    values = {0: 0.9, 1: 0.1}  # the expert's own step looks bad by noise
+    verdicts = judge_proposals(["a1", "a2"], values, {1: ("t", "a1"), 2: ("t", "z")}, {}, delta=0.0)
+    assert [(v.step, v.deviated) for v in verdicts] == [(1, False)]
+
+
+def test_first_error_step():
+    assert first_error_step(["a", "b", "c"], ["a", "b", "c"]) is None
+    assert first_error_step(["a", "b", "c"], ["a", "x", "c"]) == 2
+    assert first_error_step(["a", "b", "c"], ["a", "b"]) == 3
+    assert first_error_step(["a", "b", "c"], ["a", "b", "c", "d"]) is None
+    assert first_error_step(["a"], []) == 1
+
+
+def test_embedding_distance_with_a_local_model(init_model_dir):
+    from steca_data.core.distance import step_distance
+
+    dist = step_distance("embedding", str(init_model_dir))
+    assert dist("take red apple", "take red apple") == 0.0
+    d = dist("take red apple", "open fridge")
+    assert 0.0 < d <= 1.0 and d == dist("open fridge", "take red apple")
+    assert 0.0 <= ndtw(["take red apple", "open fridge"], ["open fridge"], dist) <= 1.0

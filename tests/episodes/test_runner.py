@@ -1,0 +1,72 @@
+"""The batched episode runner: lock-step batches, prefixes, step caps, on_done, unparsable replies counted."""
+
+from __future__ import annotations
+
+from steca_data.core.react import format_turn
+from steca_data.core.schemas import Step
+from steca_data.episodes.runner import EpisodeStart, PromptConfig, run_episodes
+from steca_data.policies.base import PolicyRequest, SamplingParams
+from steca_data.policies.random_policy import RandomPolicy
+
+
+class ScriptedPolicy:
+    """Babbles (no Action:) on the first ``babble`` calls of each episode, then picks the first admissible."""
+
+    policy_id = "scripted"
+
+    def __init__(self, babble: int):
+        self.babble = babble
+        self.calls: list[int] = []  # batch size of each generate call
+
+    def generate(self, requests: list[PolicyRequest], params: SamplingParams) -> list[str]:
+        self.calls.append(len(requests))
+        out = []
+        for r in requests:
+            turns = sum(m["role"] == "assistant" for m in r.messages)
+            out.append("I am not sure what to do" if turns < self.babble else format_turn("ok", r.admissible[0]))
+        return out
+
+
+def test_unparsable_replies_are_counted_and_answered(env_pool, tiny_recipe):
+    tasks = env_pool.backend.tasks("seen")
+    policy = ScriptedPolicy(babble=2)
+    prompt = PromptConfig(include_example=False, history=None)
+    trajs = run_episodes(env_pool, policy, [EpisodeStart(t) for t in tasks], SamplingParams(), 5, prompt)
+    assert policy.calls[0] == len(tasks)  # one generate call per lock-step, all episodes in it
+    for t in trajs:
+        assert t.unparsable_actions == 2
+        assert [s.valid for s in t.steps[:2]] == [False, False]
+        assert "not sure" in t.steps[0].observation.lower()  # the environment answered as usual
+        assert t.constrained_actions is False and t.policy_id == "scripted" and t.prompt_version == "twx-v1"
+        assert len(t.steps) <= 5
+
+
+def test_prefix_is_replayed_and_max_steps_caps_the_total(env_pool, tiny_recipe):
+    backend = env_pool.backend
+    task = backend.tasks("unseen")[0]
+    session = backend.new_session()
+    gold = backend.gold_actions(session, task)
+    session.close()
+    prefix = [Step(thought="expert", action=a, observation="(stale)") for a in gold[:1]]
+    done = []
+    starts = [EpisodeStart(task, prefix=prefix, seed=s) for s in range(6)] + [EpisodeStart(task, prefix=[], seed=9)]
+    trajs = run_episodes(
+        env_pool,
+        RandomPolicy(),
+        starts,
+        SamplingParams(temperature=1.0),
+        3,
+        PromptConfig.from_recipe(tiny_recipe),
+        on_done=lambda i, t: done.append(i),
+        source="rollout",
+        max_active=3,  # fewer live episodes than starts: sessions are recycled
+    )
+    assert sorted(done) == list(range(7)) and len(trajs) == 7
+    for t in trajs[:6]:
+        assert t.steps[0].action == gold[0] and t.steps[0].thought == "expert"
+        assert t.steps[0].observation != "(stale)"  # observations come from the replay
+        assert len(t.steps) <= 3 and t.source == "rollout"
+    assert trajs[6].steps[0].thought != "expert"
+    # same seed, same prefix: same continuation (sampling is reproducible)
+    again = run_episodes(env_pool, RandomPolicy(), starts[:1], SamplingParams(temperature=1.0), 3, PromptConfig())
+    assert [s.action for s in again[0].steps] == [s.action for s in trajs[0].steps]

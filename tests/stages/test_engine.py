@@ -1,0 +1,156 @@
+"""The STeCa engine end to end on the real TWX engine: Dc/De/Ds, incrementality, kill-and-resume.
+
+The random policy makes these exact and fast (its actions depend only on each episode's seed); the
+transformers path is exercised in test_engine_agent.py.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import jsonschema
+import pytest
+from datasets import load_from_disk
+
+from steca_data.build.builder import Builder
+from steca_data.core.progress import Reporter
+from steca_data.core.schema_io import load_json_schema
+from steca_data.recipe.model import load_recipe
+from tests.conftest import run_cli, write_recipe
+
+ENGINE = {
+    "policy": {"backend": "random"},
+    "rollouts": {"n": 4},
+    "datasets": ["expert", "dc", "de", "ds"],
+}
+
+
+def _engine_recipe(directory, name="engine", train=6, **extra):
+    return write_recipe(directory, name=name, train=train, **ENGINE, **extra)
+
+
+def _count(db, sql: str) -> int:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql).fetchone()[0]
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def engine_build(tmp_path_factory):
+    path = _engine_recipe(tmp_path_factory.mktemp("engine"))
+    recipe = load_recipe(path)
+    summary = Builder(recipe, Reporter(quiet=True)).build()
+    return path, recipe, summary
+
+
+def test_builds_nonempty_schema_valid_dc_de_ds(engine_build):
+    _, recipe, summary = engine_build
+    assert summary.failed == 0
+    dd = load_from_disk(str(recipe.build_dir / "dataset"))
+    assert set(dd) == {"expert", "dc", "de", "ds"}
+    for name in ("dc", "de", "ds"):
+        assert len(dd[name]) > 0, name
+        schema = load_json_schema(f"row_{name}")
+        for row in dd[name]:
+            jsonschema.validate(row, schema)
+    for row in dd["dc"]:
+        assert row["reward_weight"] >= 1.0 and 0.0 <= row["distance"] <= 1.0
+        assistant = [m for m in row["messages"] if m["role"] == "assistant"]
+        # the deviated action is context (no loss); the reflected step onwards bears the loss
+        t = row["provenance"]["step"]
+        assert [m["loss"] for m in assistant] == [False] * t + [True] * (len(assistant) - t)
+        assert assistant[t - 1]["content"].endswith(f"Action: {row['deviated_action']}")
+        assert assistant[t]["content"] == f"Thought: {row['reflection']}\nAction: {row['expert_action']}"
+    assert all(r["reward_weight"] <= 1.0 for r in dd["de"])
+    assert all(r["reward_weight"] >= 1.0 for r in dd["ds"])
+
+
+def test_views_answer_questions(engine_build):
+    _, recipe, _ = engine_build
+    db = recipe.cache_path
+    # every expert prefix got its n rollouts; the start state got them too (the explorations)
+    assert _count(db, "select count(*) from step_rewards where kind = 'expert' and n <> 4") == 0
+    assert _count(db, "select count(*) from expert_step_rewards where steps_remaining = 0 and reward = 1") == 6
+    assert _count(db, "select count(*) from calibrations") == _count(db, "select count(*) from deviations where first")
+    assert _count(db, "select count(*) from reflections where status = 'ok'") >= 1
+
+
+def test_rebuild_is_a_no_op(engine_build):
+    path, recipe, first = engine_build
+    again = Builder(load_recipe(path), Reporter(quiet=True)).build()
+    assert again.computed == 0 and again.cached == first.computed + first.cached
+    assert not again.output.written
+
+
+def test_delta_change_recomputes_no_rollout(engine_build):
+    path, recipe, _ = engine_build
+    db = recipe.cache_path
+    rollouts = _count(db, "select count(*) from rollouts")
+    plans = {p.stage: p for p in Builder(load_recipe(path, ["deviation.delta=0.3"])).plan()}
+    assert plans["rollouts"].to_compute == 0 and plans["proposals"].to_compute == 0
+    before = {r["id"] for r in load_from_disk(str(recipe.build_dir / "dataset"))["dc"]}
+    summary = Builder(load_recipe(path, ["deviation.delta=0.3", "reward.eta=1.0"]), Reporter(quiet=True)).build()
+    by_stage = {r.stage: r for r in summary.results}
+    assert by_stage["rollouts"].computed == 0 and by_stage["proposals"].computed == 0
+    assert _count(db, "select count(*) from rollouts") == rollouts
+    after = load_from_disk(str(recipe.build_dir / "dataset"))["dc"]
+    assert {r["id"] for r in after} != before, "a larger delta moves first deviations earlier"
+    assert _count(db, "select count(*) from deviations where delta = 0.3") > 0
+
+
+def test_adding_tasks_computes_only_the_new_ones(engine_build):
+    path, recipe, _ = engine_build
+    plans = {p.stage: p for p in Builder(load_recipe(path, ["env.splits.train.count=7"])).plan()}
+    assert plans["gold"].to_compute == 1
+    assert plans["rollouts"].cached == _count(recipe.cache_path, "select count(*) from rollouts")
+
+
+def test_kill_and_resume_gives_the_same_datasets(tmp_path):
+    crashed, clean = _engine_recipe(tmp_path / "a", name="r"), _engine_recipe(tmp_path / "b", name="r")
+    killed = run_cli("build", str(crashed), "--quiet", env={"STECA_DATA_KILL_AFTER_UNITS": "60"})
+    assert killed.returncode == -9, killed.stderr
+    db_a = tmp_path / "a" / "build" / "cache.duckdb"
+    partial = _count(db_a, "select count(*) from rollouts")
+    assert partial > 0, "the kill should land inside the rollout stage"
+    resumed = run_cli("build", str(crashed), "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{partial} cached" in resumed.stderr
+    assert run_cli("build", str(clean), "--quiet").returncode == 0
+    db_b = tmp_path / "b" / "build" / "cache.duckdb"
+    same = "select count(*), count(distinct key), sum(outcome_reward) from rollouts"
+    con_a, con_b = duckdb.connect(str(db_a), read_only=True), duckdb.connect(str(db_b), read_only=True)
+    assert con_a.execute(same).fetchall() == con_b.execute(same).fetchall()
+    con_a.close(), con_b.close()
+    for name in ("expert", "dc", "de", "ds"):
+        a = load_from_disk(str(tmp_path / "a" / "build" / "dataset"))[name].to_list()
+        b = load_from_disk(str(tmp_path / "b" / "build" / "dataset"))[name].to_list()
+        assert a == b, name
+
+
+def test_report_writes_plots(engine_build):
+    _, recipe, _ = engine_build
+    proc = run_cli("report", str(recipe.build_dir))
+    assert proc.returncode == 0, proc.stderr
+    report = recipe.build_dir / "report"
+    for name in ("step_reward_vs_remaining.png", "deviation_positions.png", "dataset_sizes.png"):
+        assert (report / name).stat().st_size > 5000, name
+    import json
+
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["step_reward_by_remaining"]["0"] == 1.0  # a complete expert prefix has won
+    assert summary["dataset_sizes"]["expert"] == 6
+
+
+def test_bench_plays_the_same_rollouts_in_both_arms(tmp_path):
+    import json
+
+    path = _engine_recipe(tmp_path, name="bench")
+    out = tmp_path / "bench.json"
+    proc = run_cli("bench", str(path), "--tasks", "2", "--n", "2", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    figures = json.loads(out.read_text())
+    engine, sequential = figures["arms"]
+    assert engine["rollouts"] == sequential["rollouts"] == 4
+    assert engine["steps"] == sequential["steps"], "same seeds, same policy: the same rollouts"
+    assert figures["speedup"] > 0 and "engine / sequential" in proc.stdout

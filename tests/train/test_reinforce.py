@@ -1,0 +1,202 @@
+"""Reinforced training, the DPO ablation and the experiment runner, on real tiny models and a real TWX build.
+
+- the trainer's first-step loss on a two-row batch equals a weighted NLL computed by hand from the rendered
+  text (so the per-row weights and the per-turn loss flags are really what it optimises);
+- the DPO path builds calibrated-vs-deviated pairs from a build and runs TRL's DPOTrainer;
+- the experiment runner finishes, then a rerun is all cache hits, and a changed training setting redoes only
+  the trained methods.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from steca_data.recipe.reinforce import DPOSpec, ReinforceSpec
+from tests.conftest import write_recipe
+
+ROWS = [
+    {  # Dc-like: the deviated step is context (no loss), the calibrated step bears the loss, weight r_c
+        "id": "dc-0",
+        "dataset": "dc",
+        "reward_weight": 1.4,
+        "messages": [
+            {"role": "system", "content": "Solve the task.", "loss": False},
+            {"role": "user", "content": "Task: tidy up.\nObservation: a fridge.", "loss": False},
+            {"role": "assistant", "content": "Thought: hm.\nAction: look around", "loss": False},
+            {"role": "user", "content": "Observation: a kitchen.", "loss": False},
+            {"role": "assistant", "content": "Thought: wrong move.\nAction: open fridge", "loss": True},
+        ],
+    },
+    {  # De-like: every assistant turn bears the loss, weight r_e < 1
+        "id": "de-0",
+        "dataset": "de",
+        "reward_weight": 0.7,
+        "messages": [
+            {"role": "system", "content": "Solve the task.", "loss": False},
+            {"role": "user", "content": "Task: tidy up.\nObservation: an apple.", "loss": False},
+            {"role": "assistant", "content": "Thought: take it.\nAction: take apple", "loss": True},
+            {"role": "user", "content": "Observation: taken.", "loss": False},
+            {"role": "assistant", "content": "Thought: put it.\nAction: put apple in fridge", "loss": True},
+        ],
+    },
+]
+
+
+def _hand_nll(model, tokenizer, row: dict) -> tuple[float, int]:
+    """Sum of -log p over the tokens of loss-bearing assistant turns (content + end token), found by text search."""
+    plain = [{"role": m["role"], "content": m["content"]} for m in row["messages"]]
+    text = tokenizer.apply_chat_template(plain, tokenize=False)
+    spans, pos = [], 0
+    for m in row["messages"]:
+        piece = ("<|assistant|>" if m["role"] == "assistant" else f"<|{m['role']}|>") + m["content"] + "<|end|>"
+        at = text.index(piece, pos)
+        if m["role"] == "assistant" and m["loss"]:
+            spans.append((at + len("<|assistant|>"), at + len(piece)))
+        pos = at + len(piece)
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids = torch.tensor([enc["input_ids"]])
+    with torch.no_grad():
+        logp = torch.log_softmax(model(input_ids=ids).logits[0].float(), dim=-1)
+    total, count = 0.0, 0
+    for t, (start, _) in enumerate(enc["offset_mapping"]):
+        if t > 0 and any(a <= start < b for a, b in spans):
+            total -= logp[t - 1, ids[0, t]].item()
+            count += 1
+    return total, count
+
+
+def test_reinforce_loss_is_the_hand_computed_weighted_nll(init_model_dir, tokenizer, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from steca_data.training.data import rows_to_examples
+    from steca_data.training.trainer import train
+    from steca_train.reinforce import objective_rows
+
+    model = AutoModelForCausalLM.from_pretrained(str(init_model_dir), dtype=torch.float32)
+    parts = [_hand_nll(model, tokenizer, row) for row in ROWS]
+    n_tokens = sum(c for _, c in parts)
+    weighted = sum(row["reward_weight"] * s for row, (s, _) in zip(ROWS, parts, strict=True)) / n_tokens
+    plain = sum(s for s, _ in parts) / n_tokens
+    assert abs(weighted - plain) > 1e-3  # the weights matter for this batch
+
+    spec = ReinforceSpec(max_steps=1, log_every=1, lr=1e-9, warmup_steps=0, batch_tokens=100_000, threads=1)
+    for rows, expected in ((objective_rows(ROWS, True), weighted), (objective_rows(ROWS, False), plain)):
+        examples, _ = rows_to_examples(rows, tokenizer, None, 768)
+        assert len(examples) == 2
+        result = train(spec, init_model_dir, examples, tmp_path / "out", tokenizer, pad_id=tokenizer.pad_token_id)
+        assert math.isclose(result.history[0]["loss"], expected, abs_tol=2e-5), (result.history[0], expected)
+
+
+# --------------------------------------------------------------------------------------- engine build
+@pytest.fixture(scope="module")
+def experiment_recipe(tmp_path_factory, trained_model_dir):
+    """A tiny experiment: the session's trained tiny model as base agent, 3 explored tasks, 2 eval tasks."""
+    root = tmp_path_factory.mktemp("experiment")
+    return write_recipe(
+        root,
+        name="exp",
+        train=20,
+        env={"params": {"numLocations": 1, "numItemsToPutAway": 1}, "max_steps": 8},
+        prompt={"include_example": False, "history": 2},
+        datasets=["expert", "dc", "de", "ds"],
+        policy={"backend": "transformers", "model": str(trained_model_dir), "max_new_tokens": 32, "threads": 1},
+        rollouts={"n": 2, "tasks": 4},
+        reward={"eta": 1.0},
+        # delta 1: every proposal that differs from the expert counts as deviated, so Dc does not hang on
+        # whether this tiny model's Monte Carlo values happen to dip (they did not, in one test order)
+        deviation={"delta": 1.0},
+        eval={"splits": ["seen", "unseen"], "limit": 2, "greedy": False, "samples": 1},
+        reinforce={"max_steps": 2, "batch_tokens": 2048, "threads": 1, "dpo": {"batch_size": 2, "max_turns": 2}},
+        experiment={
+            "seeds": [0],
+            "methods": ["sft", "steca", "steca-dpo"],
+            "calibration": {"splits": ["unseen"], "tasks": 2},
+        },
+    )
+
+
+def test_dpo_pairs_and_one_step(experiment_recipe, tokenizer, tmp_path):
+    from steca_data.build.builder import Builder
+    from steca_data.core.progress import Reporter
+    from steca_data.recipe.model import load_recipe
+    from steca_data.training.data import load_rows
+    from steca_train.dpo import assistant_only_collator, preference_pairs, train_dpo
+
+    recipe = load_recipe(experiment_recipe)
+    Builder(recipe, Reporter(quiet=True)).build()
+    dc = load_rows(recipe.build_dir / "dataset", ["dc"])
+    assert dc, "the tiny agent deviates somewhere on 4 tasks"
+    pairs = preference_pairs(dc, recipe.cache_path, recipe.prompt.history, max_turns=2)
+    assert pairs
+    for pair, row in zip(pairs, dc, strict=False):
+        assert pair["chosen"][0]["content"].endswith(f"Action: {row['expert_action']}")
+        assert pair["rejected"][0]["content"].endswith(f"Action: {row['deviated_action']}")
+        assert pair["prompt"][-1]["role"] == "user" and pair["chosen"][-1]["role"] == "assistant"
+    # the collator keeps the loss on assistant tokens only
+    collator = assistant_only_collator(tokenizer)
+    text = tokenizer.apply_chat_template(pairs[0]["prompt"], add_generation_prompt=True, tokenize=False)
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    chosen = tokenizer("Thought: a\nAction: b<|end|><|user|>Observation: c<|end|><|assistant|>d<|end|>")["input_ids"]
+    batch = collator([{"prompt_ids": list(ids), "chosen_ids": chosen, "rejected_ids": chosen}])
+    kept = tokenizer.decode(batch["input_ids"][0][batch["completion_mask"][0].bool()])
+    assert "Observation" not in kept and "<|user|>" not in kept and kept.endswith("d<|end|>")
+
+    init = recipe.policy.model
+    log = train_dpo(DPOSpec(batch_size=2, max_turns=2), init, pairs[:2], tmp_path / "dpo", seed=0, threads=1)
+    assert log["steps"] >= 1 and all(math.isfinite(h["loss"]) for h in log["history"])
+    assert (tmp_path / "dpo" / "config.json").is_file()
+
+
+def test_experiment_runs_then_resumes_from_its_cache(experiment_recipe):
+    from steca_data.core.progress import Reporter
+    from steca_data.recipe.model import load_recipe
+    from steca_train.experiment import run_experiment
+
+    recipe = load_recipe(experiment_recipe)
+    first = run_experiment(recipe, Reporter(quiet=True))
+    out = recipe.build_dir / "experiment"
+    for name in ("results.json", "results.md", "methods.png", "losses.png"):
+        assert (out / name).is_file(), name
+    assert {r["method"] for r in first["table"]} == {"sft", "steca", "steca-dpo"}
+    assert {r["split"] for r in first["table"]} == {"seen", "unseen"}
+    assert any(s["status"] == "computed" and s["name"].startswith("train steca") for s in first["steps"])
+
+    again = run_experiment(recipe, Reporter(quiet=True))
+    assert {s["status"] for s in again["steps"]} == {"cached"}, again["steps"]
+    assert again["table"] == first["table"]
+
+    changed = load_recipe(experiment_recipe, ["reinforce.lr=2e-3"])
+    third = run_experiment(changed, Reporter(quiet=True))
+    computed = {s["name"] for s in third["steps"] if s["status"] == "computed"}
+    assert "build" not in computed and "eval sft s0" not in computed
+    assert {"train steca s0", "eval steca s0", "train steca-dpo s0"} <= computed
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["data_fingerprint"] == first["data_fingerprint"]
+
+
+def test_reinforce_cli_trains_and_rejects_bad_input(experiment_recipe, tmp_path):
+    from typer.testing import CliRunner
+
+    from steca_data.build.builder import Builder
+    from steca_data.core.progress import Reporter
+    from steca_data.recipe.model import load_recipe
+    from steca_train.cli import app
+
+    recipe = load_recipe(experiment_recipe)
+    Builder(recipe, Reporter(quiet=True)).build()  # cached by the tests above
+    build, model = str(recipe.build_dir), recipe.policy.model
+    runner = CliRunner()
+    bad = runner.invoke(app, ["reinforce", "--data", build, "--model", model, "--method", "ppo"])
+    assert bad.exit_code == 2 and "--method must be one of" in bad.output
+    missing = runner.invoke(app, ["reinforce", "--data", str(tmp_path), "--recipe", str(experiment_recipe)])
+    assert missing.exit_code == 2 and "no built datasets" in missing.output
+    out = tmp_path / "steca"
+    args = ["reinforce", "--data", build, "--model", model, "--out", str(out), "-q", "--set", "reinforce.max_steps=1"]
+    ok = runner.invoke(app, args)
+    assert ok.exit_code == 0, ok.output
+    log = json.loads((out / "train_log.json").read_text())
+    assert log["steps"] == 1 and (out / "config.json").is_file()
