@@ -36,9 +36,10 @@ def bench_train(recipe, model: Path, steps: int, threads: int) -> dict:
 
 def real_prompts(recipe, n: int):
     """Prompts at every depth of gold episodes of the seen split, with their admissible actions."""
-    from steca_data.core.prompts import history_messages, window_messages
+    from steca_data.core.prompts import window_messages
     from steca_data.core.schemas import Step
     from steca_data.envs import make_backend
+    from steca_data.envs.prompting import history_messages
     from steca_data.episodes.runner import PromptConfig
     from steca_data.policies.base import PolicyRequest
 

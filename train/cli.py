@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
@@ -11,32 +10,14 @@ from rich.console import Console
 from steca_data.cli.common import err
 from steca_data.cli.common import fail as _fail
 from steca_data.cli.common import recipe_or_exit as _recipe
+from steca_data.cli.common import reporter as _reporter
+from steca_data.training.quiet import quiet_transformers as _quiet_hf
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
 RecipeOption = typer.Option(..., "--recipe", "-r", help="Recipe YAML file.")
 SetOption = typer.Option([], "--set", help="Override a recipe field: --set sft.lr=1e-3 (repeatable).")
 QuietOption = typer.Option(False, "--quiet", "-q", help="Log lines instead of progress bars (for logs and CI).")
-
-
-def _quiet_hf() -> None:
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
-
-
-def _reporter(quiet: bool):
-    """Rich bars on a terminal; timestamped log lines (every few seconds) with --quiet."""
-    import logging
-    import sys
-
-    from steca_data.core.progress import Reporter
-
-    if quiet:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    return Reporter(quiet=quiet, console=err)
 
 
 def _paths(r):
@@ -130,10 +111,9 @@ def sft(
     err.print(
         f"[green]trained[/green] {result.steps} steps in {result.seconds:.0f}s "
         f"({result.tokens / max(result.seconds, 1e-9):.0f} tok/s), final loss {result.final_loss:.3f} → {target}"
-        + (" [yellow](stopped at the time budget)[/yellow]" if result.stopped_early else "")
         + (
-            f" (schedule fitted to sft.time_budget_s: {result.steps} of {n_steps} planned steps)"
-            if result.steps < n_steps and not result.stopped_early
+            f" [yellow](stopped at sft.time_budget_s: {result.steps} of {n_steps} planned steps)[/yellow]"
+            if result.stopped_early
             else ""
         )
     )
@@ -173,7 +153,8 @@ def eval_cmd(
     if samples is not None and samples < 0 or temperature is not None and temperature <= 0:
         _fail("--samples must be >= 0 and --temperature > 0", 2)
     _quiet_hf()
-    from steca_data.policies.factory import make_policy, sampling_params
+    from steca_data.policies.base import sampling_params
+    from steca_data.policies.factory import make_policy
     from steca_train.evaluate import eval_modes, evaluate, report
 
     try:

@@ -9,34 +9,27 @@ import typer
 from steca_data.cli.common import err
 from steca_data.cli.common import fail as _fail
 from steca_data.cli.common import recipe_or_exit as _recipe
+from steca_data.training.quiet import quiet_transformers as _quiet_hf
 
 QUIET_HELP = "Log lines instead of progress bars (for logs and CI)."
 SetOption = typer.Option([], "--set", help="Override a recipe field: --set reinforce.lr=1e-3 (repeatable).")
-
-
-def _quiet_hf() -> None:
-    from steca_train.cli import _quiet_hf as quiet
-
-    quiet()
 
 
 METHOD_HELP = "steca (reward-weighted) | steca-sft (weights 1) | rft (expert ∪ De) | steca-dpo (steca-sft + DPO)."
 
 
 def warmup_model(recipe) -> Path | None:
-    """The base agent a build made for itself (the warm-up's marker), if that build has run."""
-    from steca_data.cache.store import Cache
-    from steca_data.core.progress import Reporter
-    from steca_data.stages.agent import BaseAgentStage
-    from steca_data.stages.base import BuildContext
+    """The base agent a build made for itself (its warm-up), or the recipe's own model; None if not built."""
+    from steca_data.build.builder import open_build
+    from steca_data.stages.agent import AgentHandle
 
     if recipe.policy.model:
         return Path(recipe.policy.model)
     if not recipe.cache_path.is_file():
         return None
-    with Cache(recipe.cache_path, read_only=True) as cache:
-        marker = BaseAgentStage()._marker(BuildContext(recipe, cache, Reporter(quiet=True)))
-    return Path(marker["model"]) if marker else None
+    with open_build(recipe) as ctx:
+        agent = ctx.find(AgentHandle)
+    return Path(agent.model) if agent else None
 
 
 def reinforce_cmd(

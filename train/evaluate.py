@@ -13,21 +13,12 @@ import statistics
 import time
 from dataclasses import asdict, dataclass
 
-from steca_data.cache.store import Cache, unit_key
+from steca_data.cache.store import Cache
 from steca_data.core.schemas import Trajectory
-from steca_data.envs import SessionPool, make_backend
-from steca_data.envs.registry import list_tasks
-from steca_data.episodes.runner import EpisodeStart, PromptConfig, run_episodes
+from steca_data.episodes.runner import PromptConfig
 from steca_data.policies.base import Policy, SamplingParams
-
-EVAL_VERSION = "1"
-
-
-@dataclass(frozen=True)
-class Mode:
-    name: str  # greedy | sampled | random
-    params: SamplingParams
-    samples: int  # episodes per task
+from steca_data.stages.base import BuildContext
+from steca_data.stages.evaluation import EvalStage, Mode
 
 
 @dataclass
@@ -105,21 +96,6 @@ def eval_modes(is_random: bool, greedy: bool, samples: int, temperature: float, 
     return modes
 
 
-def eval_key(policy_id: str, task, mode: Mode, sample: int, seed: int, max_steps: int, prompt: PromptConfig) -> str:
-    return unit_key(
-        "eval",
-        EVAL_VERSION,
-        task_id=task.task_id,
-        policy=policy_id,
-        params=asdict(mode.params),
-        sample=sample,
-        seed=seed,
-        max_steps=max_steps,
-        prompt=asdict(prompt),
-        prompt_version=prompt.version_for(task.env),
-    )
-
-
 def evaluate(
     recipe,
     policy: Policy,
@@ -130,53 +106,22 @@ def evaluate(
     seed: int,
     reporter,
 ) -> list[SplitResult]:
-    """Play every (split, mode, task, sample) not yet in the cache, store each episode as it ends.
-
-    All splits of a mode run in one lock-step batch: bigger batches, and one tail of stragglers
-    instead of one per split.
-    """
-    prompt = PromptConfig.from_recipe(recipe)
-    tasks = {split: list_tasks(recipe.env, split)[:limit] for split in splits}
+    """Play every (split, mode, task, sample) not yet in the cache (the evaluation stage), then summarise."""
     results = []
-    backend = None
-    try:
-        with Cache(recipe.cache_path) as cache:
+    with Cache(recipe.cache_path) as cache:
+        ctx = BuildContext(recipe, cache, reporter)
+        try:
             for mode in modes:
-                units = [  # (split, key, start)
-                    (
-                        split,
-                        eval_key(policy.policy_id, task, mode, k, seed, max_steps, prompt),
-                        EpisodeStart(task, seed=seed + k),
-                    )
-                    for split in splits
-                    for task in tasks[split]
-                    for k in range(mode.samples)
-                ]
-                done = cache.get_trajectories([key for _, key, _ in units])
-                todo = [u for u in units if u[1] not in done]
-                if todo:
-                    backend = backend or make_backend(recipe.env)
-                    with (
-                        reporter.track(f"eval {mode.name}", len(todo), "episodes") as advance,
-                        SessionPool(backend, recipe.env.workers) as pool,
-                    ):
-
-                        def store(j: int, traj: Trajectory, todo=todo, done=done) -> None:
-                            cache.put_trajectory(todo[j][1], traj)
-                            done[todo[j][1]] = traj
-                            advance()
-
-                        run_episodes(
-                            pool, policy, [u[2] for u in todo], mode.params, max_steps, prompt, store, source="eval"
-                        )
-                    cache.flush()
-                for split in splits:
-                    keys = [key for sp, key, _ in units if sp == split]
-                    computed = sum(1 for sp, _, _ in todo if sp == split)
-                    results.append(summarise(split, mode, [done[k] for k in keys], computed))
-    finally:
-        if backend is not None:
-            backend.close()
+                stage = EvalStage(policy, mode, splits, max_steps, limit, seed)
+                units = stage.units(ctx)
+                before = cache.existing("trajectories", [u.key for u in units])
+                stage.run(ctx)
+                cache.flush()
+                for split, episodes in stage.episodes(ctx).items():
+                    computed = sum(u.item[0] == split and u.key not in before for u in units)
+                    results.append(summarise(split, mode, episodes, computed))
+        finally:
+            ctx.close()
     return sorted(results, key=lambda r: (splits.index(r.split), [m.name for m in modes].index(r.mode)))
 
 
@@ -188,7 +133,7 @@ def report(recipe, model: str | None, policy: Policy, modes: list[Mode], max_ste
         "recipe_fingerprint": recipe.fingerprint(),
         "model": model,
         "policy_id": policy.policy_id,
-        "prompt_version": prompt.version_for(recipe.env.name),
+        "prompt_version": prompt.version_for(recipe.env.name, recipe.env.game),
         "prompt": asdict(prompt),
         "max_steps": max_steps,
         "modes": [{"name": m.name, "samples_per_task": m.samples, **asdict(m.params)} for m in modes],

@@ -13,18 +13,16 @@ shared by all seeds (they are the expensive, deterministic data side).
 
 from __future__ import annotations
 
-import json
 import shutil
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from steca_data.cache.store import unit_key
+from steca_data.core.keys import unit_key
 from steca_train.reinforce import OBJECTIVES, load_objective, train_objective, weight_summary
 
 EXPERIMENT_VERSION = "1"
-MARKER = "steca_method.json"
 
 
 @dataclass
@@ -50,23 +48,28 @@ class Context:
         self.reporter.info(f"{name}: {status} ({time.monotonic() - start:.0f}s)")
 
 
-def _write_json(path: Path, doc: dict) -> None:
-    """Written to a temp file and renamed: a marker either exists whole or not at all."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1))
-    tmp.replace(path)
+def _found(ctx: Context, key: str) -> dict | None:
+    """A finished step's record from the build's DuckDB ``artifacts`` table (None if absent or deleted)."""
+    from steca_data.cache.store import Cache
+
+    with Cache(ctx.recipe.cache_path) as cache:
+        return cache.get_artifact(key)
 
 
-def _read_json(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.is_file() else None
+def _keep(ctx: Context, key: str, kind: str, path: Path, doc: dict) -> dict:
+    """Record a finished step, after its files (if any) are complete: the record is the step's commit."""
+    from steca_data.cache.store import Cache
+
+    with Cache(ctx.recipe.cache_path) as cache:
+        cache.put_artifact(key, kind, path, doc)
+    return doc
 
 
 # ----------------------------------------------------------------------------------------------- build
 def run_build(recipe, reporter) -> tuple[Path, str, str, dict]:
     """Build (or find) Dc/De/Ds; returns the base agent dir, its policy id, the rows fingerprint, stats."""
-    from steca_data.build.builder import Builder
-    from steca_data.cache.store import Cache
+    from steca_data.build.builder import Builder, open_build
+    from steca_data.stages.agent import AgentHandle
 
     if recipe.policy.backend != "transformers":
         raise ValueError("experiment: policy.backend must be 'transformers' (methods are trained locally)")
@@ -74,30 +77,19 @@ def run_build(recipe, reporter) -> tuple[Path, str, str, dict]:
     if missing:
         raise ValueError(f"experiment: datasets must include expert, dc, de and ds (missing {', '.join(missing)})")
     summary = Builder(recipe, reporter).build()
-    agent = next(r for r in summary.results if r.stage == "base_agent")
-    with Cache(recipe.cache_path, read_only=True) as cache:
-        fingerprint = cache.get_meta("output_fingerprint")
-        stats = build_stats(recipe, cache)
-    if recipe.policy.model:
-        model = Path(recipe.policy.model)
-    else:
-        model = Path(next(n for n in agent.notes if n.startswith("base agent ")).removeprefix("base agent "))
-    from steca_data.stages.agent import static_policy_id
-
-    return model, static_policy_id(recipe.policy, str(model)), fingerprint, stats | {"computed": summary.computed}
+    with open_build(recipe) as ctx:
+        fingerprint = ctx.cache.get_meta("output_fingerprint")
+        stats = build_stats(ctx)
+        agent = ctx.get(AgentHandle)
+    return Path(agent.model), agent.policy_id, fingerprint, stats | {"computed": summary.computed}
 
 
-def build_stats(recipe, cache) -> dict:
+def build_stats(ctx) -> dict:
     """What this build's engine found (its own unit keys, not everything the cache holds): proposals, how many
     deviated, rollouts and their success. The analysis that explains the table."""
-    from steca_data.core.progress import Reporter
-    from steca_data.stages.agent import BaseAgentStage
-    from steca_data.stages.base import BuildContext
-    from steca_data.stages.engine import Engine, ReflectionStage
+    from steca_data.stages.walks import engine_of
 
-    ctx = BuildContext(recipe, cache, Reporter(quiet=True))
-    BaseAgentStage().plan(ctx)  # resolves the base agent's policy id from the warm-up marker, loads nothing
-    engine = Engine(ctx)
+    engine, cache = engine_of(ctx), ctx.cache
     proposals = engine.proposals()
     prefixes = engine.scored_prefixes(proposals)
     starts = [k for p in prefixes if p.kind == "expert" and p.step == 0 for k in p.rollout_keys()]
@@ -128,7 +120,7 @@ def build_stats(recipe, cache) -> dict:
         "exploration_success": exploration,
         "reflections_ok": cache.sql(
             "SELECT count(*) FROM reflections WHERE status = 'ok' AND key IN (SELECT unnest(?))",
-            [[u[3] for u in ReflectionStage()._units(ctx)]],
+            [[f.reflection_key for f in engine.first_deviations()]],
         ).fetchone()[0],
     }
 
@@ -162,8 +154,8 @@ def train_method(ctx: Context, method: str, seed: int) -> Path:
     """The model of ``method`` for ``seed``: the base agent itself for "sft", else trained (or found)."""
     if method == "sft":
         return ctx.base_model
-    final = method_dir(ctx, method, seed)
-    if (final / MARKER).is_file():
+    final, key = method_dir(ctx, method, seed), method_key(ctx, method, seed)
+    if _found(ctx, key) is not None:
         ctx.steps.append(StepRecord(f"train {method} s{seed}", "cached", 0.0))
         return final
     init = train_method(ctx, "steca-sft", seed) if method == "steca-dpo" else ctx.base_model
@@ -194,7 +186,7 @@ def train_method(ctx: Context, method: str, seed: int) -> Path:
         shutil.rmtree(work / "checkpoint", ignore_errors=True)  # the experiment never resumes mid-run
     shutil.rmtree(final, ignore_errors=True)
     work.rename(final)
-    _write_json(final / MARKER, {"method": method, "seed": seed, "key": method_key(ctx, method, seed), **info})
+    _keep(ctx, key, "method", final, {"method": method, "seed": seed, "key": key, **info})
     ctx.record(f"train {method} s{seed}", "computed", start)
     return final
 
@@ -217,20 +209,19 @@ def _eval_settings(recipe) -> dict:
 
 
 def _policy_id(ctx: Context, model: Path) -> str:
-    from steca_data.stages.agent import static_policy_id
+    from steca_data.policies.ids import policy_id
 
-    return static_policy_id(ctx.recipe.policy, str(model))
+    return policy_id(ctx.recipe.policy, str(model))
 
 
 def evaluate_method(ctx: Context, method: str, model: Path, seed: int, policy_box: dict) -> dict:
     """Seen/unseen results of one model and seed (evaluation episodes also land in the build's cache)."""
-    from steca_data.policies.factory import sampling_params
+    from steca_data.policies.base import sampling_params
     from steca_train.evaluate import eval_modes, evaluate
 
     r = ctx.recipe
     key = unit_key("exp-eval", EXPERIMENT_VERSION, policy=_policy_id(ctx, model), seed=seed, **_eval_settings(r))
-    path = ctx.out / "evals" / f"{method}-s{seed}-{key[:10]}.json"
-    found = _read_json(path)
+    found = _found(ctx, key)
     if found is not None:
         ctx.steps.append(StepRecord(f"eval {method} s{seed}", "cached", 0.0))
         return found
@@ -240,22 +231,20 @@ def evaluate_method(ctx: Context, method: str, model: Path, seed: int, policy_bo
     max_steps = r.eval.max_steps or r.env.max_steps
     results = evaluate(r, policy, r.eval.splits, modes, max_steps, r.eval.limit, seed, ctx.reporter)
     doc = {"method": method, "seed": seed, "model": str(model), "results": [asdict(x) for x in results]}
-    _write_json(path, doc)
+    _keep(ctx, key, "exp-eval", ctx.out, doc)
     ctx.record(f"eval {method} s{seed}", "computed", start)
     return doc
 
 
 def calibration_cases(ctx: Context, split: str) -> list:
     """Deviation cases on a held-out split, found once with the base agent (shared by methods and seeds)."""
-    from steca_data.envs import make_backend
-    from steca_data.envs.registry import list_tasks
+    from steca_data.envs.registry import list_tasks, make_backend
     from steca_train.recovery import case_dicts, cases_from_dicts, expert_walks, find_cases
 
     r = ctx.recipe
     limit = r.experiment.calibration.tasks or r.eval.limit
     key = unit_key("cases", EXPERIMENT_VERSION, base=ctx.base_policy_id, split=split, limit=limit, **_eval_settings(r))
-    path = ctx.out / "calibration" / f"cases-{split}-{key[:10]}.json"
-    found = _read_json(path)
+    found = _found(ctx, key)
     if found is not None:
         return cases_from_dicts(found["cases"])
     start = time.monotonic()
@@ -265,14 +254,14 @@ def calibration_cases(ctx: Context, split: str) -> list:
         cases = find_cases(r, _policy(ctx, ctx.base_model), walks, backend, r.policy.max_new_tokens)
     finally:
         backend.close()
-    _write_json(path, {"split": split, "tasks": len(walks), "cases": case_dicts(cases)})
+    _keep(ctx, key, "cases", ctx.out, {"split": split, "tasks": len(walks), "cases": case_dicts(cases)})
     ctx.record(f"calibration cases {split}", "computed", start)
     return cases
 
 
 def calibration_method(ctx: Context, method: str, model: Path, seed: int, policy_box: dict) -> dict:
-    from steca_data.envs import make_backend
-    from steca_data.policies.factory import sampling_params
+    from steca_data.envs.registry import make_backend
+    from steca_data.policies.base import sampling_params
     from steca_train.recovery import play_cases
 
     r = ctx.recipe
@@ -283,8 +272,7 @@ def calibration_method(ctx: Context, method: str, model: Path, seed: int, policy
             "recovery", EXPERIMENT_VERSION, policy=_policy_id(ctx, model), seed=seed, split=split,
             cases=[(c.task.task_id, c.t, c.deviated.action) for c in cases], **_eval_settings(r),
         )  # fmt: skip
-        path = ctx.out / "calibration" / f"{method}-s{seed}-{split}-{key[:10]}.json"
-        found = _read_json(path)
+        found = _found(ctx, key)
         if found is not None:
             ctx.steps.append(StepRecord(f"calibration {method} s{seed} {split}", "cached", 0.0))
             out[split] = found
@@ -300,7 +288,7 @@ def calibration_method(ctx: Context, method: str, model: Path, seed: int, policy
                 doc = {"cases": len(cases), **play_cases(r, policy, cases, params, seed, backend)}
             finally:
                 backend.close()
-        _write_json(path, doc)
+        _keep(ctx, key, "recovery", ctx.out, doc)
         ctx.record(f"calibration {method} s{seed} {split}", "computed", start)
         out[split] = doc
     return out
@@ -329,7 +317,7 @@ def run_experiment(recipe, reporter) -> dict:
             calibration = (
                 calibration_method(ctx, method, model, seed, box) if recipe.experiment.calibration.enabled else {}
             )
-            marker = _read_json(model / MARKER) if method != "sft" else None
+            marker = _found(ctx, method_key(ctx, method, seed)) if method != "sft" else None
             runs.append({"method": method, "seed": seed, "model": str(model), "train": marker,
                          "results": evaluation["results"], "calibration": calibration})  # fmt: skip
         # the report is rewritten after every seed, so a long run that is stopped still shows what it has
@@ -363,12 +351,10 @@ def base_dataset_nll(ctx: Context) -> dict:
     from steca_train.reinforce import dataset_nll
 
     key = unit_key("nll", EXPERIMENT_VERSION, base=ctx.base_policy_id, data=ctx.data_fingerprint)
-    path = ctx.out / f"base-nll-{key[:10]}.json"
-    found = _read_json(path)
+    found = _found(ctx, key)
     if found is None:
         sets = {name: load_rows(ctx.data_dir, [name]) for name in ("expert", "dc", "de", "ds")}
-        found = dataset_nll(ctx.base_model, sets, ctx.recipe.prompt.history)
-        _write_json(path, found)
+        found = _keep(ctx, key, "nll", ctx.out, dataset_nll(ctx.base_model, sets, ctx.recipe.prompt.history))
     return found
 
 

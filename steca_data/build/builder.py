@@ -1,20 +1,30 @@
 """The executor: compiles a recipe into its stages and runs them against the build's DuckDB cache.
 
-Stages never talk to each other directly: each reads what earlier stages left in the cache. That keeps
-them independently cacheable and lets ``plan`` answer "what would run?" without running anything.
+Stages never talk to each other directly: each publishes a typed output that later stages read from the
+context, and otherwise reads what earlier stages left in the cache. That keeps them independently
+cacheable and lets ``plan`` answer "what would run?" without running anything.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from steca_data.build.assemble import expert_rows
+from steca_data.build.assemble import deviation_rows, engine_rows
 from steca_data.build.output import OutputResult, write_outputs
 from steca_data.cache.store import Cache
 from steca_data.core.progress import Reporter
+from steca_data.episodes.rows import expert_rows
 from steca_data.recipe.model import Recipe
+from steca_data.stages.agent import BaseAgentStage
 from steca_data.stages.base import BuildContext, Stage, StagePlan, StageResult
-from steca_data.stages.experts import ExpertStage, GoldStage, ImportStage
+from steca_data.stages.experts import ExpertStage, ExpertTrajectories, GoldStage
+from steca_data.stages.imports import ImportStage
+from steca_data.stages.proposals import ProposalStage
+from steca_data.stages.reflections import ReflectionStage
+from steca_data.stages.rollouts import RolloutStage
+from steca_data.stages.walks import engine_of
 
 
 @dataclass
@@ -36,15 +46,9 @@ class BuildSummary:
 
 
 def compile_stages(recipe: Recipe) -> list[Stage]:
-    if recipe.experts.source == "sharegpt":
-        if recipe.uses_engine:
-            raise ValueError("datasets dc/de/ds need experts.source 'env' (the engine replays expert prefixes)")
-        return [ImportStage()]
-    stages: list[Stage] = [GoldStage(), ExpertStage()]
+    """The recipe's stage list, in order: expert source, then the engine when Dc/De/Ds are asked for."""
+    stages: list[Stage] = [ImportStage()] if recipe.experts.source == "sharegpt" else [GoldStage(), ExpertStage()]
     if recipe.uses_engine:
-        from steca_data.stages.agent import BaseAgentStage
-        from steca_data.stages.engine import ProposalStage, ReflectionStage, RolloutStage
-
         stages += [BaseAgentStage(), ProposalStage(), RolloutStage()]
         if "dc" in recipe.datasets:
             stages.append(ReflectionStage())
@@ -58,44 +62,41 @@ class Builder:
         self.retry_failed = retry_failed
         self.stages = compile_stages(recipe)
 
-    def _context(self, cache: Cache) -> BuildContext:
+    def context(self, cache: Cache) -> BuildContext:
         return BuildContext(self.recipe, cache, self.reporter, retry_failed=self.retry_failed)
 
     def plan(self) -> list[StagePlan]:
         """Per stage: units in total and already cached. Computes nothing, starts no simulator.
 
-        Later stages are planned as if earlier ones had run (their keys depend only on the recipe)."""
+        Later stages are planned from earlier stages' outputs as the cache holds them now."""
         with Cache(self.recipe.cache_path) as cache:
-            ctx = self._context(cache)
-            return [stage.plan(ctx) for stage in self.stages]
-
-    def expert_trajectories(self, ctx: BuildContext):
-        stage = self.stages[1] if len(self.stages) > 1 else self.stages[0]
-        keys = [k for _, k in stage.units(ctx)] if isinstance(stage, ExpertStage) else stage.units(ctx)
-        return ctx.cache.get_trajectories(keys)
+            ctx = self.context(cache)
+            plans = []
+            for stage in self.stages:
+                plans.append(stage.plan(ctx))
+                ctx.publish(stage.output(ctx))
+            return plans
 
     def assemble(self, ctx: BuildContext) -> dict[str, list[dict]]:
         datasets = {}
         if "expert" in self.recipe.datasets:
-            datasets["expert"] = expert_rows(self.recipe, self.expert_trajectories(ctx))
+            datasets["expert"] = expert_rows(self.recipe, ctx.get(ExpertTrajectories).load(ctx))
         if self.recipe.uses_engine:
-            from steca_data.build.assemble import deviation_rows, engine_rows
-            from steca_data.stages.engine import _engine
-
-            engine = _engine(ctx)
+            engine = engine_of(ctx)
             ctx.cache.replace_rows("deviations", deviation_rows(engine))
-            datasets.update(engine_rows(self.recipe, engine))
+            datasets.update(engine_rows(engine))
         return datasets
 
     def build(self) -> BuildSummary:
         summary = BuildSummary()
         with Cache(self.recipe.cache_path) as cache:
-            ctx = self._context(cache)
+            ctx = self.context(cache)
             try:
                 cache.set_meta("recipe_fingerprint", self.recipe.fingerprint())
                 cache.set_meta("env_version", ctx.env_version)
                 for stage in self.stages:
                     summary.results.append(stage.run(ctx))
+                    ctx.publish(stage.output(ctx))
                 datasets = self.assemble(ctx)
                 summary.output = write_outputs(
                     self.recipe, datasets, ctx.env_version, cache.get_meta("output_fingerprint")
@@ -104,3 +105,17 @@ class Builder:
             finally:
                 ctx.close()
         return summary
+
+
+@contextmanager
+def open_build(recipe: Recipe, read_only: bool = True) -> Iterator[BuildContext]:
+    """A context over an existing build's cache with every stage's output published, running nothing:
+    what reports, benchmarks, exports and experiments read a build through."""
+    with Cache(recipe.cache_path, read_only=read_only) as cache:
+        ctx = BuildContext(recipe, cache)
+        try:
+            for stage in compile_stages(recipe):
+                ctx.publish(stage.output(ctx))
+            yield ctx
+        finally:
+            ctx.close()

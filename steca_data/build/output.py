@@ -21,8 +21,7 @@ from pathlib import Path
 import yaml
 
 from steca_data import __version__
-from steca_data.core.schema_io import hf_features
-from steca_data.core.schemas import ROW_MODELS
+from steca_data.core.schema_io import to_hf_dataset
 from steca_data.recipe.model import Recipe
 
 
@@ -103,14 +102,6 @@ def dataset_card(recipe: Recipe, datasets: dict[str, list[dict]], env_version: s
     return "\n".join(lines)
 
 
-def _to_dataset(name: str, rows: list[dict]):
-    """Column-wise with explicit features, so an empty dataset still has its schema."""
-    from datasets import Dataset
-
-    features = hf_features(ROW_MODELS[name])
-    return Dataset.from_dict({col: [row[col] for row in rows] for col in features}, features=features)
-
-
 def write_outputs(
     recipe: Recipe, datasets: dict[str, list[dict]], env_version: str, previous: str | None
 ) -> OutputResult:
@@ -128,7 +119,7 @@ def write_outputs(
     if previous == fingerprint and all(p.exists() for p in wanted):
         return OutputResult(False, fingerprint, counts)
 
-    dd = DatasetDict({name: _to_dataset(name, rows) for name, rows in datasets.items()})
+    dd = DatasetDict({name: to_hf_dataset(name, rows) for name, rows in datasets.items()})
     card = dataset_card(recipe, datasets, env_version, fingerprint)
     build.mkdir(parents=True, exist_ok=True)
     if "arrow" in recipe.output.formats:

@@ -10,12 +10,10 @@ documented in ``TABLES`` (also rendered in the README).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -23,12 +21,6 @@ import pyarrow as pa
 from steca_data.core.schemas import Task, Trajectory
 
 CACHE_FORMAT = "1"
-
-
-def unit_key(stage: str, version: str, **inputs: Any) -> str:
-    """Content hash of a unit: stage name and version plus everything it depends on."""
-    blob = json.dumps({"stage": stage, "version": version, **inputs}, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
 # name -> (DDL, one-line documentation)
@@ -65,11 +57,17 @@ TABLES: dict[str, tuple[str, str]] = {
             PRIMARY KEY (trajectory_key, step_index))""",
         "One row per step of every trajectory (join on trajectories.key).",
     ),
-    "env_failures": (
-        """CREATE TABLE IF NOT EXISTS env_failures (
+    "failures": (
+        """CREATE TABLE IF NOT EXISTS failures (
             key VARCHAR PRIMARY KEY, stage VARCHAR, task_id VARCHAR, error VARCHAR,
             created_at TIMESTAMP DEFAULT current_timestamp)""",
-        "Tasks an environment could not play, per stage; the build goes on without them.",
+        "Units that could not be computed (environment crash, unsolvable task, LLM errors), per stage.",
+    ),
+    "artifacts": (
+        """CREATE TABLE IF NOT EXISTS artifacts (
+            key VARCHAR PRIMARY KEY, kind VARCHAR, path VARCHAR, data JSON,
+            created_at TIMESTAMP DEFAULT current_timestamp)""",
+        "Units that are files (a warm-up model, a trained method): where they are and what made them.",
     ),
     "scored_prefixes": (
         """CREATE TABLE IF NOT EXISTS scored_prefixes (
@@ -318,12 +316,27 @@ class Cache:
     def put_failure(self, stage: str, key: str, task_id: str, error: str) -> None:
         self.flush()
         self.con.execute(
-            "INSERT OR REPLACE INTO env_failures (key, stage, task_id, error) VALUES (?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO failures (key, stage, task_id, error) VALUES (?, ?, ?, ?)",
             [key, stage, task_id, error[:2000]],
         )
 
     def clear_failure(self, key: str) -> None:
-        self.con.execute("DELETE FROM env_failures WHERE key = ?", [key])
+        self.con.execute("DELETE FROM failures WHERE key = ?", [key])
+
+    # --------------------------------------------------------------------------------------- artifacts
+    def put_artifact(self, key: str, kind: str, path: str | Path, data: dict) -> None:
+        self.flush()
+        self.con.execute(
+            "INSERT OR REPLACE INTO artifacts (key, kind, path, data) VALUES (?, ?, ?, ?)",
+            [key, kind, str(path), json.dumps(data)],
+        )
+
+    def get_artifact(self, key: str) -> dict | None:
+        """The record of a file-valued unit, or None when absent or its files were deleted since."""
+        row = self.sql("SELECT path, data FROM artifacts WHERE key = ?", [key]).fetchone()
+        if row is None or not Path(row[0]).exists():
+            return None
+        return json.loads(row[1])
 
     def put_import_errors(self, source: str, errors: list[tuple[int, str | None, str]]) -> None:
         self.flush()

@@ -26,3 +26,15 @@ def recipe_or_exit(path: Path, overrides: list[str]):
         for line in exc.lines:
             err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
+
+
+def reporter(quiet: bool):
+    """Rich bars on a terminal; timestamped log lines (every few seconds) with --quiet."""
+    import logging
+    import sys
+
+    from steca_data.core.progress import Reporter
+
+    if quiet:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    return Reporter(quiet=quiet, console=err)

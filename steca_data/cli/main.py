@@ -14,12 +14,15 @@ from rich.table import Table
 from steca_data.cli.common import err
 from steca_data.cli.common import fail as _fail
 from steca_data.cli.common import recipe_or_exit as _recipe
-from steca_data.envs.alfworld.cli import alfworld_app
+from steca_data.cli.export import export_command
+from steca_data.envs.registry import plugin, plugin_names
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 schemas_app = typer.Typer(no_args_is_help=True, help="JSON Schemas of every stored and emitted model.")
 app.add_typer(schemas_app, name="schemas")
-app.add_typer(alfworld_app, name="alfworld")
+app.command("export")(export_command)
+for _env in plugin_names():  # env-specific commands, e.g. a game generator
+    plugin(_env).register_cli(app)
 
 out = Console()
 
@@ -51,7 +54,7 @@ def build(
     reporter = Reporter(quiet=quiet, console=err)
     summary = Builder(r, reporter, retry_failed=retry_failed).build()
     for res in summary.results:
-        extra = f", {res.failed} failed (see env_failures)" if res.failed else ""
+        extra = f", {res.failed} failed (see the failures table)" if res.failed else ""
         reporter.info(f"{res.stage}: {res.computed} computed, {res.cached} cached{extra}")
     o = summary.output
     if summary.computed == 0 and o is not None and not o.written:
@@ -200,72 +203,19 @@ def bench(
     set_: list[str] = SetOption,
 ) -> None:
     """Rollouts/s of the batched engine vs one rollout at a time, same policy and environment."""
-    import platform
-
-    from steca_data.build.bench import bench_starts, run_arm
-    from steca_data.cache.store import Cache
-    from steca_data.core.progress import Reporter
-    from steca_data.envs import make_backend
-    from steca_data.episodes.runner import PromptConfig
-    from steca_data.policies.base import SamplingParams
-    from steca_data.stages.agent import BaseAgentStage, _loader
-    from steca_data.stages.base import BuildContext
+    from steca_data.build.bench import BenchError, bench_table, run_bench
 
     r = _recipe(recipe, set_)
-    if model is None and BaseAgentStage.needs_warmup_spec(r):
-        if not r.cache_path.is_file():
-            _fail(f"no build at {r.build_dir}: run `steca-data build {recipe}` first (it trains the base agent)")
-        with Cache(r.cache_path, read_only=True) as cache:
-            marker = BaseAgentStage()._marker(BuildContext(r, cache, Reporter(quiet=True)))
-        if marker is None:
-            _fail(f"the warm-up model of {recipe} is not built yet: run `steca-data build {recipe}` first")
-        model = marker["model"]
-    policy = _loader(r.policy, model or r.policy.model)()
-    params = SamplingParams(
-        temperature=r.rollouts.temperature,
-        top_p=r.policy.top_p,
-        max_new_tokens=r.policy.max_new_tokens,
-        constrained=r.policy.constrained,
-    )
-    backend = make_backend(r.env)
     try:
-        from steca_data.envs.registry import list_tasks
-
-        starts = bench_starts(list_tasks(r.env, "train")[:tasks], n or r.rollouts.n, r.rollouts.seed)
-        max_steps = r.rollouts.max_steps or r.env.max_steps
-        prompt = PromptConfig.from_recipe(r)
-        arms = [
-            run_arm(name, backend, policy, starts, params, max_steps, prompt, r.env.workers, max_active=active)
-            for name, active in [("engine", len(starts)), ("sequential", 1)][: 2 if baseline else 1]
-        ]
-    finally:
-        backend.close()
-    table = Table(
-        title=f"rollout throughput · {policy.policy_id} · {platform.processor() or platform.machine()}, "
-        f"{__import__('os').cpu_count()} cores"
-    )
-    for col in ("arm", "rollouts", "steps", "seconds", "rollouts/s", "steps/s", "in policy", "in env", "inside"):
-        table.add_column(col, justify="left" if col == "arm" else "right")
-    for a in arms:
-        table.add_row(
-            a.name,
-            str(a.rollouts),
-            str(a.steps),
-            f"{a.seconds:.1f}",
-            f"{a.rollouts_per_s:.2f}",
-            f"{a.steps / a.seconds:.1f}",
-            f"{a.policy_s / a.seconds:.0%}",
-            f"{a.env_s / a.seconds:.0%}",
-            f"{a.inside_fraction:.0%}",
-        )
-    out.print(table)
+        figures, arms = run_bench(r, tasks, n, model, baseline)
+    except BenchError as exc:
+        _fail(str(exc).replace("RECIPE", str(recipe)))
+    out.print(bench_table(figures, arms))
     out.print(
         "engine: every rollout advances in lock-step, one batched policy call per step; sequential: one "
         "rollout at a time, one policy call per step (same rollouts, seeds and policy)."
     )
-    figures = {"arms": [a.as_dict() for a in arms], "policy_id": policy.policy_id, "tasks": tasks}
-    if len(arms) == 2:
-        figures["speedup"] = arms[0].rollouts_per_s / arms[1].rollouts_per_s
+    if "speedup" in figures:
         out.print(f"engine / sequential rollouts per second: [bold]{figures['speedup']:.2f}x[/bold]")
     if json_out:
         json_out.write_text(json.dumps(figures, indent=1))

@@ -1,8 +1,9 @@
-"""Agent prompts, one place per environment, versioned.
+"""Agent prompts: the generic instruction, the ReAct turns and the history window.
 
 As in the paper (ETO/IPR/STeCa): a task instruction naming the environment's action templates, one
-in-context example trajectory, then the task and the history as alternating turns. Every dataset row and
-every evaluation records ``PROMPT_VERSIONS[env]`` so results stay comparable when a prompt changes.
+in-context example trajectory, then the task and the history as alternating turns. Nothing here knows an
+environment: callers pass the action templates that the environment's plugin declares (and record its
+prompt version); ``steca_data.envs.prompting`` does that lookup.
 """
 
 from __future__ import annotations
@@ -13,56 +14,6 @@ from importlib import resources
 
 from steca_data.core.react import format_observation, format_turn
 from steca_data.core.schemas import ChatMessage, Step, Trajectory
-
-PROMPT_VERSIONS = {"textworld_express": "twx-v1", "alfworld": "alfworld-v1"}
-
-_ACTIONS = {
-    "twc": [
-        "look around",
-        "inventory",
-        "open OBJ",
-        "close OBJ",
-        "take OBJ",
-        "put OBJ in OBJ",
-        "put OBJ on OBJ",
-        "move DIRECTION",
-        "open door to LOCATION",
-    ],
-    "coin": ["look around", "inventory", "move DIRECTION", "open door to LOCATION", "take coin"],
-    "cookingworld": [
-        "look around",
-        "inventory",
-        "open OBJ",
-        "close OBJ",
-        "take OBJ",
-        "put OBJ in OBJ",
-        "read cookbook",
-        "slice OBJ with knife",
-        "chop OBJ with knife",
-        "dice OBJ with knife",
-        "cook OBJ in stove",
-        "cook OBJ in oven",
-        "cook OBJ in toaster",
-        "prepare meal",
-        "eat meal",
-        "move DIRECTION",
-        "open door to LOCATION",
-    ],
-    "alfworld": [
-        "go to RECEP",
-        "open RECEP",
-        "close RECEP",
-        "take OBJ from RECEP",
-        "move OBJ to RECEP",
-        "examine RECEP",
-        "use LAMP",
-        "heat OBJ with microwave",
-        "cool OBJ with fridge",
-        "clean OBJ with sinkbasin",
-        "inventory",
-        "look",
-    ],
-}
 
 _INSTRUCTION = """Interact with a household to solve a task. Each turn, you will be given an observation. \
 Think about what to do, then act. Answer with exactly two lines:
@@ -82,8 +33,8 @@ def example_trajectory(game: str) -> Trajectory | None:
     return Trajectory.model_validate(json.loads(path.read_text()))
 
 
-def system_prompt(env: str, game: str, include_example: bool = True) -> str:
-    actions = _ACTIONS.get(game) or _ACTIONS.get(env, [])
+def system_text(actions: list[str], game: str, include_example: bool = True) -> str:
+    """The system prompt: the instruction listing ``actions`` and, if asked and shipped, ``game``'s example."""
     text = _INSTRUCTION.format(actions="\n".join(f"- {a}" for a in actions))
     example = example_trajectory(game) if include_example else None
     if example is not None:
@@ -98,12 +49,9 @@ def task_message(trajectory: Trajectory) -> str:
     return f"Task: {trajectory.instruction}\n{format_observation(trajectory.initial_observation)}"
 
 
-def render_messages(trajectory: Trajectory, include_example: bool = True, loss_from_step: int = 0) -> list[ChatMessage]:
+def trajectory_messages(system: str, trajectory: Trajectory, loss_from_step: int = 0) -> list[ChatMessage]:
     """Chat messages for a trajectory; assistant turns from ``loss_from_step`` on bear the loss."""
-    messages = [
-        ChatMessage(role="system", content=system_prompt(trajectory.task.env, trajectory.task.game, include_example)),
-        ChatMessage(role="user", content=task_message(trajectory)),
-    ]
+    messages = [ChatMessage(role="system", content=system), ChatMessage(role="user", content=task_message(trajectory))]
     for i, step in enumerate(trajectory.steps):
         messages.append(
             ChatMessage(role="assistant", content=format_turn(step.thought, step.action), loss=i >= loss_from_step)
@@ -113,17 +61,10 @@ def render_messages(trajectory: Trajectory, include_example: bool = True, loss_f
     return messages
 
 
-def history_messages(
-    env: str,
-    game: str,
-    instruction: str,
-    initial_observation: str,
-    steps: list[Step],
-    include_example: bool = True,
-) -> list[ChatMessage]:
+def episode_messages(system: str, instruction: str, initial_observation: str, steps: list[Step]) -> list[ChatMessage]:
     """The full conversation of an episode in progress, ending with the latest observation (a prompt)."""
     messages = [
-        ChatMessage(role="system", content=system_prompt(env, game, include_example)),
+        ChatMessage(role="system", content=system),
         ChatMessage(role="user", content=f"Task: {instruction}\n{format_observation(initial_observation)}"),
     ]
     for step in steps:

@@ -75,3 +75,14 @@ def hf_features(model: type[BaseModel]):
     from datasets import Features
 
     return Features({name: _feature_for(f.annotation) for name, f in model.model_fields.items()})
+
+
+def to_hf_dataset(name: str, rows: list[dict]):
+    """Rows of dataset ``name`` as a ``datasets.Dataset``, column-wise with explicit features, so an empty
+    dataset still has its schema."""
+    from datasets import Dataset
+
+    from steca_data.core.schemas import ROW_MODELS
+
+    features = hf_features(ROW_MODELS[name])
+    return Dataset.from_dict({col: [row[col] for row in rows] for col in features}, features=features)

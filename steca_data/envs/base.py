@@ -14,7 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-from steca_data.core.schemas import Task
+from steca_data.core.schemas import Step, Task
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -32,6 +32,18 @@ class StepResult:
     success: bool = False
     admissible: list[str] = field(default_factory=list)
     valid: bool | None = None
+
+
+def as_step(action: str, result: StepResult, thought: str = "") -> Step:
+    """The recorded step: the move that was played and what the environment answered."""
+    return Step(
+        thought=thought,
+        action=action,
+        observation=result.observation,
+        reward=result.score,
+        done=result.done,
+        valid=result.valid,
+    )
 
 
 class EnvSession(Protocol):
@@ -104,6 +116,10 @@ class SessionPool:
             item = futures[future]
             exc = future.exception()
             yield item, (exc if exc is not None else future.result())
+
+    def submit(self, fn: Callable[[T], R], item: T) -> Future:
+        """Run ``fn(item)`` on an environment thread (for work that brings its own session, e.g. an episode)."""
+        return self._executor.submit(fn, item)
 
     def map(self, fn: Callable[[EnvSession, T], R], items: list[T]) -> list[R]:
         """Ordered results; exceptions propagate (use for lock-step batches where all must succeed)."""

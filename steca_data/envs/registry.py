@@ -1,43 +1,66 @@
-"""Cheap facts about a recipe's environment that need no simulator: version and task list."""
+"""THE list of environments: one line per plugin, imported only when a recipe or command names it.
+
+Entries are ``module:Class`` strings rather than imports so that listing or validating one environment
+never imports another (ALFWorld's engine, a JVM wrapper, ...). The functions below are what the rest of
+the code calls; none of them knows an environment by name.
+"""
 
 from __future__ import annotations
 
+from functools import cache
+from importlib import import_module
+
 from steca_data.core.schemas import Task
-from steca_data.envs.textworld_express.catalog import FOLD_SEED_BASE, canonical_params
+from steca_data.envs.base import EnvBackend
+from steca_data.envs.plugin import EnvPlugin
+from steca_data.envs.spec import EnvSpec
+
+PLUGINS: dict[str, str] = {
+    "textworld_express": "steca_data.envs.textworld_express.plugin:TextWorldExpressPlugin",
+    "alfworld": "steca_data.envs.alfworld.plugin:AlfworldPlugin",
+}
 
 
-def env_version(spec) -> str:
-    if spec.name == "textworld_express":
-        from textworld_express.version import __version__
-
-        return f"textworld-express {__version__}"
-    if spec.name == "alfworld":
-        from steca_data.envs.alfworld import alfworld_version  # type: ignore[import-not-found]
-
-        return alfworld_version()
-    raise ValueError(f"unknown environment {spec.name!r}")
+class UnknownEnvironment(ValueError):
+    """A name that no registry line declares."""
 
 
-def list_tasks(spec, split_name: str) -> list[Task]:
-    if spec.name == "textworld_express":
-        split = spec.splits[split_name]
-        params = canonical_params({**spec.params, **(split.params or {})})
-        base = FOLD_SEED_BASE[split.fold]
-        return [
-            Task(
-                task_id=f"twx/{spec.game}/{params}/{split.fold}/{base + i}",
-                env=spec.name,
-                game=spec.game,
-                params=params,
-                seed=base + i,
-                fold=split.fold,
-                split=split_name,
-                unseen=split.fold != "train",
-            )
-            for i in range(split.start, split.start + split.count)
-        ]
-    if spec.name == "alfworld":
-        from steca_data.envs.alfworld import list_alfworld_tasks  # type: ignore[import-not-found]
+@cache
+def _load(target: str) -> EnvPlugin:
+    module, _, attr = target.partition(":")
+    return getattr(import_module(module), attr)()
 
-        return list_alfworld_tasks(spec, split_name)
-    raise ValueError(f"unknown environment {spec.name!r}")
+
+def plugin_names() -> list[str]:
+    return sorted(PLUGINS)
+
+
+def plugin(name: str) -> EnvPlugin:
+    """The plugin registered as ``name`` (its module is imported on first use)."""
+    target = PLUGINS.get(name)
+    if target is None:
+        raise UnknownEnvironment(f"unknown environment {name!r} (known: {', '.join(plugin_names())})")
+    return _load(target)
+
+
+def find_plugin(name: str | None) -> EnvPlugin | None:
+    """The plugin registered as ``name``, or None (for data that names an environment no longer registered)."""
+    return plugin(name) if name in PLUGINS else None
+
+
+def env_specs() -> tuple[type[EnvSpec], ...]:
+    """The ``env`` section models of all registered environments (imports every plugin's light module)."""
+    return tuple(plugin(name).spec for name in PLUGINS)
+
+
+def env_version(spec: EnvSpec) -> str:
+    return plugin(spec.name).version()
+
+
+def list_tasks(spec: EnvSpec, split_name: str) -> list[Task]:
+    return plugin(spec.name).tasks(spec, split_name)
+
+
+def make_backend(spec: EnvSpec) -> EnvBackend:
+    """Instantiate the backend a recipe's ``env`` section names (imports only that backend)."""
+    return plugin(spec.name).backend(spec)

@@ -1,28 +1,42 @@
-"""THE batched episode runner: many episodes in lock-step, one policy call per lock-step.
+"""THE episode runner: many episodes in flight at once, each handed on the moment it ends.
 
-Evaluation, Monte Carlo rollouts and explorations all play episodes the same way: every active episode
-contributes its prompt to one ``policy.generate`` batch, the environment steps run in the pool's threads,
-and each episode is handed to ``on_done`` the moment it ends (so the caller can store it right then and a
-crash loses nothing finished). Episodes may start from a prefix of steps (an expert prefix for rollouts):
-the prefix is replayed in the environment first and appears in the prompt history.
+Evaluation, Monte Carlo rollouts, explorations and proposals all play episodes the same way. An episode
+may start from a prefix of steps (an expert prefix for rollouts), replayed in the environment first and
+shown in the prompt history. Each finished episode goes to ``on_done`` at once, on the caller's thread, so
+the caller can store it right then and a crash loses nothing finished.
 
-Each episode owns a simulator session for its lifetime (TWX sessions are cheap objects on one JVM);
-at most ``max_active`` episodes are live at once and finished episodes' sessions are reused.
+Two schedules, same episodes:
+
+- ``continuous`` (default): an episode's next request goes to the policy the moment its environment step
+  returns, and its next environment step runs the moment its reply arrives; environment steps overlap
+  generation and no episode waits for the slowest of a batch. Policies that take requests one by one
+  (``submit``: vLLM's engine) schedule them at the token level; batch policies are fed by
+  ``policies.batching.BatchingPolicy``, which batches whatever is waiting.
+- ``lockstep``: every active episode contributes its prompt to one ``generate`` call per step, then all
+  environment steps run. Batch composition is a function of the inputs alone (the reference schedule).
+
+Each request carries a seed derived from the episode's seed and step, so an episode's text does not depend
+on the schedule wherever the backend's sampling is batch-invariant.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import queue
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from steca_data.core.prompts import PROMPT_VERSIONS, history_messages, window_messages
+from steca_data.core.prompts import window_messages
 from steca_data.core.react import parse_turn
 from steca_data.core.schemas import Step, Task, Trajectory
-from steca_data.envs.base import EnvSession, SessionPool, StepResult
+from steca_data.envs.base import EnvSession, SessionPool, StepResult, as_step
+from steca_data.envs.prompting import history_messages, prompt_version
 from steca_data.policies.base import Policy, PolicyRequest, SamplingParams
+from steca_data.policies.batching import BatchingPolicy
+
+SCHEDULES = ("continuous", "lockstep")
 
 
 @dataclass
@@ -31,14 +45,14 @@ class PromptConfig:
 
     include_example: bool = True
     history: int | None = None  # last N observations kept (None: all)
-    version: str | None = None  # default PROMPT_VERSIONS[env]
+    version: str | None = None  # default: the environment plugin's prompt version
 
     @classmethod
     def from_recipe(cls, recipe) -> PromptConfig:
         return cls(include_example=recipe.prompt.include_example, history=recipe.prompt.history)
 
-    def version_for(self, env: str) -> str:
-        return self.version or PROMPT_VERSIONS.get(env, "custom")
+    def version_for(self, env: str, game: str) -> str:
+        return self.version or prompt_version(env, game)
 
 
 @dataclass
@@ -60,22 +74,6 @@ class EpisodeError(RuntimeError):
         self.failures = failures
 
 
-@dataclass
-class _Episode:
-    index: int
-    start: EpisodeStart
-    session: EnvSession
-    instruction: str = ""
-    initial_observation: str = ""
-    steps: list[Step] = field(default_factory=list)
-    last: StepResult | None = None
-    unparsable: int = 0
-
-    @property
-    def finished(self) -> bool:
-        return self.last is not None and self.last.done
-
-
 def step_seed(seed: int, step: int) -> int:
     """A distinct, reproducible sampling seed for each step of an episode."""
     return (seed * 1_000_003 + step * 7_919 + 1) % (2**31 - 1)
@@ -85,6 +83,203 @@ def unparsable_action(reply: str) -> str:
     """What the environment receives for a reply with no ``Action:``: the reply itself, on one line."""
     flat = " ".join(reply.split())
     return flat[:200] if flat else "(no action)"
+
+
+@dataclass
+class Episode:
+    """One episode in flight: its session, its steps so far and the move waiting for the environment."""
+
+    index: int
+    start: EpisodeStart
+    session: EnvSession
+    max_steps: int
+    instruction: str = ""
+    initial_observation: str = ""
+    steps: list[Step] = field(default_factory=list)
+    last: StepResult | None = None
+    unparsable: int = 0
+    move: tuple[str, str] = ("", "")  # (thought, action) sent to the environment, not yet answered
+
+    @property
+    def over(self) -> bool:
+        return (self.last is not None and self.last.done) or len(self.steps) >= self.max_steps
+
+    def begin(self) -> Episode:
+        """Reset and replay the prefix (runs on an environment thread)."""
+        result = self.session.reset(self.start.task)
+        self.instruction, self.initial_observation, self.last = self.session.instruction(), result.observation, result
+        for step in self.start.prefix[: self.max_steps]:
+            self.record(step.thought, step.action, self.session.step(step.action))
+            if self.last.done:
+                break
+        return self
+
+    def record(self, thought: str, action: str, result: StepResult) -> None:
+        self.steps.append(as_step(action, result, thought))
+        self.last = result
+
+    def request(self, prompt: PromptConfig) -> PolicyRequest:
+        task = self.start.task
+        messages = history_messages(
+            task.env, task.game, self.instruction, self.initial_observation, self.steps, prompt.include_example
+        )
+        windowed = [{"role": m.role, "content": m.content} for m in window_messages(messages, prompt.history)]
+        admissible = list(self.last.admissible) if self.last else []
+        return PolicyRequest(messages=windowed, admissible=admissible, seed=step_seed(self.start.seed, len(self.steps)))
+
+    def decide(self, reply: str) -> str:
+        """Parse a reply into the move to play; an unparsable reply is sent as an (invalid) action."""
+        parsed = parse_turn(reply)
+        if not parsed.ok:
+            self.unparsable += 1
+        self.move = (parsed.thought, parsed.action if parsed.ok else unparsable_action(reply))
+        return self.move[1]
+
+    def trajectory(self, env_version: str, policy_id: str, params: SamplingParams, prompt, source: str) -> Trajectory:
+        task = self.start.task
+        ident = json.dumps([policy_id, [s.action for s in self.start.prefix], self.start.seed, repr(params)])
+        return Trajectory(
+            trajectory_id=f"{source}:{task.task_id}:{hashlib.sha256(ident.encode()).hexdigest()[:12]}",
+            source=source,
+            task=task,
+            instruction=self.instruction,
+            initial_observation=self.initial_observation,
+            steps=self.steps,
+            outcome_reward=self.last.score if self.last else 0.0,
+            success=bool(self.last and self.last.success),
+            env_name=task.env,
+            env_version=env_version,
+            policy_id=policy_id,
+            prompt_version=prompt.version_for(task.env, task.game),
+            constrained_actions=params.constrained,
+            thought_source="policy",
+            unparsable_actions=self.unparsable,
+        )
+
+
+class _Run:
+    """Bookkeeping shared by both schedules: sessions, results, failures and the hand-off of finished ones."""
+
+    def __init__(self, pool, policy, starts, params, max_steps, prompt, on_done, source):
+        self.pool, self.policy, self.starts, self.params = pool, policy, starts, params
+        self.max_steps, self.prompt, self.on_done, self.source = max_steps, prompt, on_done, source
+        self.out: list[Trajectory | None] = [None] * len(starts)
+        self.failures: dict[int, BaseException] = {}
+        self.pending = deque(range(len(starts)))
+        self.free: list[EnvSession] = []
+        self.live: set[int] = set()
+
+    def open(self) -> Episode:
+        i = self.pending.popleft()
+        session = self.free.pop() if self.free else self.pool.backend.new_session()
+        self.live.add(i)
+        return Episode(i, self.starts[i], session, self.max_steps)
+
+    def finish(self, ep: Episode) -> None:
+        traj = ep.trajectory(self.pool.backend.version, self.policy.policy_id, self.params, self.prompt, self.source)
+        self.out[ep.index] = traj
+        self.close(ep)
+        if self.on_done is not None:
+            self.on_done(ep.index, traj)
+
+    def fail(self, ep: Episode, error: BaseException) -> None:
+        self.failures[ep.index] = error
+        self.close(ep)
+
+    def close(self, ep: Episode) -> None:
+        self.live.discard(ep.index)
+        self.free.append(ep.session)
+
+    def results(self, sessions: list[EnvSession]) -> list[Trajectory]:
+        for session in self.free + sessions:
+            session.close()
+        if self.failures:
+            raise EpisodeError(self.failures)
+        return [t for t in self.out if t is not None]
+
+
+def _play_move(ep: Episode) -> StepResult:
+    return ep.session.step(ep.move[1])
+
+
+def _guarded(fn):
+    def call(session, item):
+        try:
+            return fn(item)
+        except Exception as exc:  # noqa: BLE001 - one broken episode must not stop the others
+            return exc
+
+    return call
+
+
+def _lockstep(run: _Run, max_active: int) -> list[Episode]:
+    active: list[Episode] = []
+    while run.pending or active:
+        starting = [run.open() for _ in range(min(len(run.pending), max_active - len(active)))]
+        for ep, res in zip(starting, run.pool.map(_guarded(Episode.begin), starting), strict=True):
+            if isinstance(res, BaseException):
+                run.fail(ep, res)
+            elif ep.over:
+                run.finish(ep)
+            else:
+                active.append(ep)
+        if not active:
+            continue
+        replies = run.policy.generate([ep.request(run.prompt) for ep in active], run.params)
+        if len(replies) != len(active):
+            raise RuntimeError(f"policy {run.policy.policy_id} returned {len(replies)} replies for {len(active)}")
+        for ep, reply in zip(active, replies, strict=True):
+            ep.decide(reply)
+        results = run.pool.map(_guarded(_play_move), active)
+        still = []
+        for ep, res in zip(active, results, strict=True):
+            if isinstance(res, BaseException):
+                run.fail(ep, res)
+                continue
+            ep.record(*ep.move, res)
+            (run.finish if ep.over else still.append)(ep)
+        active = still
+    return active
+
+
+def _continuous(run: _Run, max_active: int) -> list[Episode]:
+    events: queue.SimpleQueue = queue.SimpleQueue()  # (kind, episode, result or exception)
+    submit = run.policy.submit if hasattr(run.policy, "submit") else None
+    batching = None if submit else BatchingPolicy(run.policy)
+    submit = submit or batching.submit
+
+    def on_env(kind: str, ep: Episode):
+        return lambda f: events.put((kind, ep, f.exception() or f.result()))
+
+    def launch() -> None:
+        while run.pending and len(run.live) < max_active:
+            ep = run.open()
+            run.pool.submit(Episode.begin, ep).add_done_callback(on_env("begun", ep))
+
+    try:
+        launch()
+        while run.live:
+            kind, ep, value = events.get()
+            if isinstance(value, BaseException):
+                if kind == "reply":  # the policy failed: no episode can go on
+                    raise value
+                run.fail(ep, value)
+            elif kind == "reply":
+                ep.decide(value)
+                run.pool.submit(_play_move, ep).add_done_callback(on_env("stepped", ep))
+                continue
+            else:
+                if kind == "stepped":
+                    ep.record(*ep.move, value)
+                if not ep.over:
+                    submit(ep.request(run.prompt), run.params).add_done_callback(on_env("reply", ep))
+                    continue
+                run.finish(ep)
+            launch()
+    finally:
+        if batching is not None:
+            batching.close()
+    return []
 
 
 def run_episodes(
@@ -97,149 +292,19 @@ def run_episodes(
     on_done: Callable[[int, Trajectory], None] | None = None,
     source: str = "rollout",
     max_active: int = 256,
+    schedule: str = "continuous",
 ) -> list[Trajectory]:
     """Play every start to the end (done, or ``max_steps`` steps in total, prefix included).
 
     Returns trajectories in the order of ``starts``. If the environment fails on some episodes, the rest
     are still played and handed to ``on_done``, then ``EpisodeError`` reports the failures.
     """
-    backend = pool.backend
-    out: list[Trajectory | None] = [None] * len(starts)
-    failures: dict[int, BaseException] = {}
-    pending = deque(range(len(starts)))
-    free: list[EnvSession] = []
-    active: list[_Episode] = []
-
-    def begin(_thread_session, ep: _Episode):
-        result = ep.session.reset(ep.start.task)
-        ep.instruction, ep.initial_observation, ep.last = ep.session.instruction(), result.observation, result
-        for step in ep.start.prefix[:max_steps]:
-            result = ep.session.step(step.action)
-            ep.steps.append(_step(step.thought, step.action, result))
-            ep.last = result
-            if result.done:
-                break
-        return ep
-
-    def act(_thread_session, item: tuple[_Episode, str]):
-        ep, action = item
-        return ep.session.step(action)
-
-    def finish(ep: _Episode) -> None:
-        traj = _trajectory(ep, backend.version, policy.policy_id, params, prompt, source)
-        out[ep.index] = traj
-        free.append(ep.session)
-        if on_done is not None:
-            on_done(ep.index, traj)
-
-    def guarded(fn):
-        def call(session, item):
-            try:
-                return fn(session, item)
-            except Exception as exc:  # noqa: BLE001 - one broken episode must not stop the batch
-                return exc
-
-        return call
-
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES} (got {schedule!r})")
+    run = _Run(pool, policy, starts, params, max_steps, prompt, on_done, source)
+    left: list[Episode] = []
     try:
-        while pending or active:
-            # refill the lock-step batch
-            starting = []
-            while pending and len(active) + len(starting) < max_active:
-                i = pending.popleft()
-                session = free.pop() if free else backend.new_session()
-                starting.append(_Episode(i, starts[i], session))
-            for ep, res in zip(starting, pool.map(guarded(begin), starting), strict=True):
-                if isinstance(res, BaseException):
-                    failures[ep.index] = res
-                    free.append(ep.session)
-                elif ep.finished or len(ep.steps) >= max_steps:
-                    finish(ep)
-                else:
-                    active.append(ep)
-            if not active:
-                continue
-            requests = [
-                PolicyRequest(
-                    messages=_prompt(ep, prompt),
-                    admissible=list(ep.last.admissible) if ep.last else [],
-                    seed=step_seed(ep.start.seed, len(ep.steps)),
-                )
-                for ep in active
-            ]
-            replies = policy.generate(requests, params)
-            if len(replies) != len(active):
-                raise RuntimeError(f"policy {policy.policy_id} returned {len(replies)} replies for {len(active)}")
-            moves = []
-            for ep, reply in zip(active, replies, strict=True):
-                parsed = parse_turn(reply)
-                if parsed.ok:
-                    moves.append((ep, parsed.thought, parsed.action))
-                else:
-                    ep.unparsable += 1
-                    moves.append((ep, parsed.thought, unparsable_action(reply)))
-            results = pool.map(guarded(act), [(ep, action) for ep, _, action in moves])
-            still = []
-            for (ep, thought, action), res in zip(moves, results, strict=True):
-                if isinstance(res, BaseException):
-                    failures[ep.index] = res
-                    continue
-                ep.steps.append(_step(thought, action, res))
-                ep.last = res
-                if res.done or len(ep.steps) >= max_steps:
-                    finish(ep)
-                else:
-                    still.append(ep)
-            active = still
+        left = (_continuous if schedule == "continuous" else _lockstep)(run, max_active)
     finally:
-        for session in free:
-            session.close()
-        for ep in active:
-            ep.session.close()
-    if failures:
-        raise EpisodeError(failures)
-    return [t for t in out if t is not None]
-
-
-def _step(thought: str, action: str, result: StepResult) -> Step:
-    return Step(
-        thought=thought,
-        action=action,
-        observation=result.observation,
-        reward=result.score,
-        done=result.done,
-        valid=result.valid,
-    )
-
-
-def _prompt(ep: _Episode, prompt: PromptConfig) -> list[dict]:
-    task = ep.start.task
-    messages = history_messages(
-        task.env, task.game, ep.instruction, ep.initial_observation, ep.steps, prompt.include_example
-    )
-    return [{"role": m.role, "content": m.content} for m in window_messages(messages, prompt.history)]
-
-
-def _trajectory(
-    ep: _Episode, env_version: str, policy_id: str, params: SamplingParams, prompt: PromptConfig, source: str
-) -> Trajectory:
-    task = ep.start.task
-    ident = json.dumps([policy_id, [s.action for s in ep.start.prefix], ep.start.seed, repr(params)])
-    last = ep.last
-    return Trajectory(
-        trajectory_id=f"{source}:{task.task_id}:{hashlib.sha256(ident.encode()).hexdigest()[:12]}",
-        source=source,
-        task=task,
-        instruction=ep.instruction,
-        initial_observation=ep.initial_observation,
-        steps=ep.steps,
-        outcome_reward=last.score if last else 0.0,
-        success=bool(last and last.success),
-        env_name=task.env,
-        env_version=env_version,
-        policy_id=policy_id,
-        prompt_version=prompt.version_for(task.env),
-        constrained_actions=params.constrained,
-        thought_source="policy",
-        unparsable_actions=ep.unparsable,
-    )
+        sessions = [ep.session for ep in left]
+    return run.results(sessions)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from steca_data.core.react import parse_turn, strip_observation
 from steca_data.core.schemas import Step, Task, Trajectory
+from steca_data.importers.chat_layouts import normalize_record
 
 _TASK_MARKER = "Your task is to:"
 
@@ -36,6 +37,7 @@ def _record_id(record: dict, index: int) -> str:
 
 
 def parse_record(record: object, index: int, env_name: str, env_version: str) -> Trajectory:
+    record = normalize_record(record)  # OpenAI messages, mixed from/role keys, bare turn lists
     if not isinstance(record, dict):
         raise RecordError(f"expected an object, got {type(record).__name__}")
     turns = record.get("conversations")

@@ -31,3 +31,19 @@ class Policy(Protocol):
     policy_id: str  # identifies weights + backend; part of every cache key that depends on the policy
 
     def generate(self, requests: list[PolicyRequest], params: SamplingParams) -> list[str]: ...
+
+
+# backends that can restrict the Action span to the admissible actions (random always picks one of them)
+CONSTRAINING_BACKENDS = ("transformers", "vllm", "random")
+
+
+def sampling_params(spec, temperature: float | None = None, seed: int | None = None) -> SamplingParams:
+    """THE decoding settings from a recipe's ``policy`` section (builds, evaluation and bench alike);
+    ``constrained`` is switched off for backends that cannot constrain, so keys never claim it falsely."""
+    return SamplingParams(
+        temperature=spec.temperature if temperature is None else temperature,
+        top_p=spec.top_p,
+        max_new_tokens=spec.max_new_tokens,
+        constrained=spec.constrained and spec.backend in CONSTRAINING_BACKENDS,
+        seed=seed,
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from steca_data.policies.base import Policy, SamplingParams
+from steca_data.policies.base import Policy
 
 
 def make_policy(spec, model: str | None = None) -> Policy:
@@ -31,16 +31,4 @@ def make_policy(spec, model: str | None = None) -> Policy:
         batch_size=spec.batch_size,
         prefix_cache=spec.prefix_cache,
         threads=spec.threads,
-    )
-
-
-def sampling_params(spec, temperature: float | None = None, seed: int | None = None) -> SamplingParams:
-    """Decoding settings from the recipe; evaluation passes temperature 0 for greedy."""
-    constrained = spec.constrained and spec.backend in ("transformers", "vllm")
-    return SamplingParams(
-        temperature=spec.temperature if temperature is None else temperature,
-        top_p=spec.top_p,
-        max_new_tokens=spec.max_new_tokens,
-        constrained=constrained,
-        seed=seed,
     )

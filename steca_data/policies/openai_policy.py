@@ -14,6 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from steca_data.policies.base import PolicyRequest, SamplingParams
+from steca_data.policies.ids import served_policy_id
 
 
 class PolicyBackendError(RuntimeError):
@@ -35,7 +36,7 @@ class OpenAIPolicy:
         from openai import OpenAI
 
         self.model = model
-        self.policy_id = f"openai:{model}@{base_url}"
+        self.policy_id = served_policy_id(model, base_url)
         self.max_concurrency = max_concurrency
         self.max_retries = max_retries
         self.backoff_s = backoff_s

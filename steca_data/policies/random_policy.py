@@ -6,10 +6,11 @@ import random
 
 from steca_data.core.react import format_turn
 from steca_data.policies.base import PolicyRequest, SamplingParams
+from steca_data.policies.ids import RANDOM_POLICY_ID
 
 
 class RandomPolicy:
-    policy_id = "random"
+    policy_id = RANDOM_POLICY_ID
 
     def generate(self, requests: list[PolicyRequest], params: SamplingParams) -> list[str]:
         replies = []

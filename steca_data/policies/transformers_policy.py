@@ -13,31 +13,13 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 from pathlib import Path
 
 from steca_data.policies.base import PolicyRequest, SamplingParams
 from steca_data.policies.constrain import ActionConstraint, ActionMaskProcessor
+from steca_data.policies.ids import local_policy_id
 
 MIN_SHARED_PREFIX = 32  # tokens; below this the bookkeeping costs more than it saves
-
-
-def model_digest(path: Path) -> str:
-    """Short content hash of a checkpoint's config and weights, so cache keys follow the weights."""
-    h = hashlib.sha256()
-    for f in sorted(path.glob("*")):
-        if f.suffix in (".json", ".safetensors", ".bin") and f.is_file():
-            h.update(f.name.encode())
-            size = f.stat().st_size
-            h.update(str(size).encode())
-            with f.open("rb") as fh:
-                if size <= 256 << 20:
-                    h.update(fh.read())
-                else:  # large checkpoints: size plus head and tail is enough to tell them apart
-                    h.update(fh.read(8 << 20))
-                    fh.seek(-(8 << 20), 2)
-                    h.update(fh.read())
-    return h.hexdigest()[:12]
 
 
 def load_model(path: str | Path, device: str = "auto", dtype: str = "auto"):
@@ -117,7 +99,7 @@ class TransformersPolicy:
         self.device = self.model.device
         self.batch_size = batch_size
         self.prefix_cache = prefix_cache
-        self.policy_id = f"hf:{self.path.name}:{model_digest(self.path)}"
+        self.policy_id = local_policy_id("transformers", self.path)
         gen_eos = self.model.generation_config.eos_token_id
         gen_eos = gen_eos if isinstance(gen_eos, list) else [gen_eos]
         self.eos_ids = sorted({i for i in [self.tokenizer.eos_token_id, *gen_eos] if i is not None})

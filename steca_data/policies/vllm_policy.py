@@ -9,9 +9,9 @@ only the admissible actions after ``Action:``. Not exercised by the CPU test sui
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from steca_data.policies.base import PolicyRequest, SamplingParams
+from steca_data.policies.ids import local_policy_id
 
 
 def action_regex(admissible: list[str]) -> str:
@@ -35,10 +35,7 @@ class VLLMPolicy:
             enable_prefix_caching=True,  # the shared system prompt is computed once
             **engine_kwargs,
         )
-        from steca_data.policies.transformers_policy import model_digest
-
-        digest = model_digest(Path(path)) if Path(path).is_dir() else path
-        self.policy_id = f"vllm:{Path(path).name}:{digest}"
+        self.policy_id = local_policy_id("vllm", path)
 
     def _params(self, request: PolicyRequest, params: SamplingParams):  # pragma: no cover - GPU only
         import vllm

@@ -85,7 +85,12 @@ class SFTSpec(_Section):
     out: str | None = Field(None, description="Output dir; default <build dir>/models/sft.")
     epochs: float = Field(1.0, gt=0)
     max_steps: int | None = Field(None, gt=0, description="Optimizer steps; overrides epochs.")
-    time_budget_s: float | None = Field(None, gt=0, description="Stop (and save) after this much training time.")
+    time_budget_s: float | None = Field(
+        None,
+        gt=0,
+        description="Guard on training time: `steca-train sft` stops (and saves) past it; a build's warm-up fails "
+        "instead, since its cached model must not depend on the machine's speed. The schedule never depends on it.",
+    )
     lr: float = Field(3e-3, gt=0, lt=1)
     min_lr_ratio: float = Field(0.1, ge=0, le=1)
     warmup_steps: int = Field(30, ge=0)

@@ -14,133 +14,27 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 
-from steca_data.envs.textworld_express.catalog import FOLD_SIZES, validate_game_params
+from steca_data.core.errors import RecipeError
+from steca_data.envs.registry import UnknownEnvironment, plugin, plugin_names
+from steca_data.envs.spec import EnvSpec
 from steca_data.recipe.agent import EvalSpec, ModelSpec, PolicySpec, SFTSpec
 from steca_data.recipe.engine import ChatModelSpec, DeviationSpec, ProposalSpec, ReflectionSpec, RewardSpec, RolloutSpec
 from steca_data.recipe.reinforce import ExperimentSpec, ReinforceSpec
 
 
-class RecipeError(Exception):
-    """A recipe that cannot be used; ``lines`` holds one readable message per problem."""
-
-    def __init__(self, lines: list[str]):
-        super().__init__("\n".join(lines))
-        self.lines = lines
-
-
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class SplitSpec(_Section):
-    """A contiguous block of tasks from one fold of the environment."""
-
-    fold: str = Field(description="Environment fold: train / dev / test (TWX) or a data folder (ALFWorld).")
-    start: int = Field(0, ge=0, description="Index of the first task inside the fold (TWX: seed - fold base).")
-    count: int = Field(gt=0, description="Number of tasks.")
-    params: dict[str, int | bool] | None = Field(
-        None, description="Game parameters for this split only; merged over env.params."
-    )
-
-
-class EnvSpec(_Section):
-    name: Literal["textworld_express", "alfworld"] = "textworld_express"
-    game: str = "twc"
-    params: dict[str, int | bool] = Field(default_factory=dict)
-    max_steps: int = Field(30, gt=0, le=1000)
-    workers: int = Field(4, ge=1, le=64, description="Simulator instances driven in parallel threads.")
-    jvm_max_heap: str = Field("256m", pattern=r"^\d+[mMgG]$")
-    data_dir: str | None = Field(None, description="ALFWorld: root of a game tree (generated or official).")
-    splits: dict[str, SplitSpec]
-
-    @field_validator("splits")
-    @classmethod
-    def _needs_train(cls, splits: dict[str, SplitSpec]) -> dict[str, SplitSpec]:
-        if "train" not in splits:
-            raise ValueError("a 'train' split is required (expert data is built from it)")
-        return splits
-
-    @model_validator(mode="after")
-    def _check_game_and_folds(self) -> EnvSpec:
-        if self.name == "alfworld":
-            return _check_alfworld(self)
-        if self.name != "textworld_express":
-            return self
-        problem = validate_game_params(self.game, self.params)
-        if problem:
-            raise ValueError(problem)
-        seen_ranges: dict[str, list[tuple[str, range]]] = {}
-        for split_name, split in self.splits.items():
-            if split.fold not in FOLD_SIZES:
-                raise ValueError(f"splits.{split_name}.fold: must be one of {sorted(FOLD_SIZES)} (got {split.fold!r})")
-            if split.start + split.count > FOLD_SIZES[split.fold]:
-                raise ValueError(
-                    f"splits.{split_name}: start + count = {split.start + split.count} exceeds the "
-                    f"{FOLD_SIZES[split.fold]} tasks of fold {split.fold!r}"
-                )
-            merged = {**self.params, **(split.params or {})}
-            problem = validate_game_params(self.game, merged)
-            if problem:
-                raise ValueError(f"splits.{split_name}.{problem}")
-            block = range(split.start, split.start + split.count)
-            for other_name, other in seen_ranges.get(split.fold, []):
-                if block.start < other.stop and other.start < block.stop:
-                    raise ValueError(
-                        f"splits.{split_name}: overlaps splits.{other_name} in fold {split.fold!r} "
-                        "(held-out tasks must not be trained on)"
-                    )
-            seen_ranges.setdefault(split.fold, []).append((split_name, block))
-        return self
-
-
-ALFWORLD_FOLDS = ("train", "valid_seen", "valid_unseen")
-
-
-def _check_alfworld(spec: EnvSpec) -> EnvSpec:
-    """ALFWorld: game is 'all' or task types, folds are the data folders, blocks of a fold don't overlap."""
-    from steca_data.envs.alfworld.problem import TASK_TYPES
-
-    if spec.game == "twc":  # the field's default belongs to TextWorldExpress
-        spec.game = "all"
-    types = {t.strip() for t in spec.game.split(",")} - {"all"}
-    if types - set(TASK_TYPES):
-        raise ValueError(f"game: unknown ALFWorld task type(s) {sorted(types - set(TASK_TYPES))} (use 'all' or a list)")
-    if set(spec.params) - {"planner_gold"}:
-        raise ValueError(f"params.{sorted(set(spec.params) - {'planner_gold'})[0]}: unknown parameter for alfworld")
-    blocks: dict[str, list[tuple[str, range]]] = {}
-    for name, split in spec.splits.items():
-        if split.fold not in ALFWORLD_FOLDS:
-            raise ValueError(f"splits.{name}.fold: must be one of {list(ALFWORLD_FOLDS)} (got {split.fold!r})")
-        block = range(split.start, split.start + split.count)
-        for other, rng in blocks.get(split.fold, []):
-            if block.start < rng.stop and rng.start < block.stop:
-                raise ValueError(f"splits.{name} overlaps splits.{other} in fold {split.fold!r}")
-        blocks.setdefault(split.fold, []).append((name, block))
-    return spec
-
-
-def _resolve_alfworld_data(recipe: Recipe, where: str) -> None:
-    """env.data_dir relative to the recipe file, else $ALFWORLD_DATA; must exist."""
-    import os
-
-    raw = recipe.env.data_dir or os.environ.get("ALFWORLD_DATA")
-    if not raw:
-        raise RecipeError([f"{where}: env.data_dir: not set and ALFWORLD_DATA is not set"])
-    path = recipe.resolve(os.path.expanduser(raw)).resolve()
-    if not path.is_dir():
-        raise RecipeError(
-            [f"{where}: env.data_dir: no game tree at {path} (run `steca-data alfworld generate --out {path}`)"]
-        )
-    recipe.env.data_dir = str(path)
-    from steca_data.envs.alfworld.backend import list_alfworld_tasks
-
-    for split_name in recipe.env.splits:  # enough games in each fold? (reads only the small traj files)
-        try:
-            list_alfworld_tasks(recipe.env, split_name)
-        except ValueError as exc:
-            raise RecipeError([f"{where}: {exc}"]) from None
 
 
 class ThoughtSpec(ChatModelSpec):
@@ -183,7 +77,7 @@ class Recipe(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     seed: int = 0
-    env: EnvSpec
+    env: SerializeAsAny[EnvSpec]  # the registered plugin's subclass; dumped with all its fields
     experts: ExpertSpec = Field(default_factory=ExpertSpec)
     prompt: PromptSpec = Field(default_factory=PromptSpec)
     datasets: list[DatasetName] = Field(default_factory=lambda: ["expert"])
@@ -205,6 +99,26 @@ class Recipe(_Section):
 
     # Where the recipe was read from; not part of the recipe's content or hash.
     source_path: Path | None = Field(None, exclude=True)
+
+    @field_validator("env", mode="wrap")
+    @classmethod
+    def _env_by_name(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> EnvSpec:
+        """The plugin that ``env.name`` names validates the section, so each environment brings its fields.
+
+        Looked up at validation time (not a union fixed at import), so a registry line is all it takes.
+        """
+        if isinstance(value, EnvSpec) and type(value) is not EnvSpec:
+            return value
+        if not isinstance(value, dict):
+            return handler(value)
+        name = value.get("name")
+        if name is None:
+            raise ValueError(f"name: required field is missing (known: {', '.join(plugin_names())})")
+        try:
+            spec = plugin(str(name)).spec
+        except UnknownEnvironment as exc:
+            raise ValueError(f"name: {exc}") from None
+        return spec.model_validate(value)
 
     @property
     def uses_engine(self) -> bool:
@@ -345,8 +259,7 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     except ValidationError as exc:
         raise RecipeError(_format_errors(exc, where, _line_index(text), set_keys)) from None
     recipe.source_path = path.resolve()
-    if recipe.env.name == "alfworld":
-        _resolve_alfworld_data(recipe, where)
+    plugin(recipe.env.name).prepare(recipe.env, recipe.resolve, where)
     if recipe.experts.source == "sharegpt" and not recipe.resolve(recipe.experts.path).is_file():
         raise RecipeError([f"{where}: experts.path: file not found: {recipe.resolve(recipe.experts.path)}"])
     return recipe

@@ -111,6 +111,62 @@ def _save(model, tokenizer, path: Path) -> None:
         tokenizer.save_pretrained(str(path))
 
 
+class TimeBudgetExceeded(RuntimeError):
+    """Training ran past ``time_budget_s`` where stopping early would silently change a cached result."""
+
+
+def make_optimizer(model, spec: SFTSpec, device: torch.device) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (not on norms and biases)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": spec.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=spec.lr, betas=(0.9, 0.95), fused=device.type == "cuda")
+
+
+class MicroBatches:
+    """The m-th micro-batch of a run: epochs reshuffle with seed + epoch, so a resumed run replays exactly."""
+
+    def __init__(self, examples: list[Example], spec: SFTSpec):
+        self.examples, self.spec = examples, spec
+        self._epochs = {0: make_batches(examples, spec.batch_tokens, spec.seed)}
+        self.per_epoch = len(self._epochs[0])
+
+    def __call__(self, m: int) -> list[Example]:
+        epoch = m // self.per_epoch
+        if epoch not in self._epochs:
+            self._epochs[epoch] = make_batches(self.examples, self.spec.batch_tokens, self.spec.seed + epoch)
+        return [self.examples[j] for j in self._epochs[epoch][m % self.per_epoch]]
+
+
+def optimizer_step(model, optim, micro: list[list[Example]], spec: SFTSpec, device, bf16: bool, pad_id: int):
+    """One optimizer step over ``grad_accum`` micro-batches; returns (loss, tokens seen)."""
+    normalizer = float(sum(sum(e.loss_mask[1:]) for mb in micro for e in mb)) or 1.0
+    loss_sum, tokens = 0.0, 0
+    for batch in micro:
+        ids, attn, mask, weights = (t.to(device) for t in collate(batch, pad_id))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = model(input_ids=ids, attention_mask=attn).logits
+        loss = weighted_nll(logits, ids, mask, weights, normalizer)
+        loss.backward()
+        loss_sum += loss.item()
+        tokens += int(attn.sum())
+    if spec.grad_clip:
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], spec.grad_clip)
+    optim.step()
+    optim.zero_grad(set_to_none=True)
+    return loss_sum, tokens
+
+
+def _resume_state(out: Path, resume: bool) -> dict | None:
+    ckpt = out / CHECKPOINT_DIR
+    state = json.loads((ckpt / "state.json").read_text()) if resume and (ckpt / "state.json").is_file() else None
+    if resume and state is None:
+        raise FileNotFoundError(f"--resume: no checkpoint in {ckpt}")
+    return state
+
+
 def train(
     spec: SFTSpec,
     init: str | Path,
@@ -120,119 +176,85 @@ def train(
     resume: bool = False,
     progress=None,
     pad_id: int = 0,
+    over_budget: str = "stop",
 ) -> TrainResult:
     """Train on ``examples`` from model ``init``; writes the model (or adapter) and logs to ``out``.
 
-    A checkpoint (weights, optimizer, step) is written every ``save_every`` steps to ``out/checkpoint``;
-    ``resume=True`` continues from it with the exact same batch order.
+    The schedule depends only on the spec and the data (never on wall time), so the same inputs train the
+    same steps on any machine. ``time_budget_s`` is a guard: past it, ``over_budget="stop"`` ends the run
+    (reported as stopped early) and ``"fail"`` raises ``TimeBudgetExceeded`` (for cached units, whose
+    result must not depend on the machine's speed). A checkpoint is written every ``save_every`` steps to
+    ``out/checkpoint``; ``resume=True`` continues from it with the exact same batch order.
     """
     if spec.threads:
         torch.set_num_threads(spec.threads)
-    device = pick_device(spec.device)
+    device, ckpt = pick_device(spec.device), out / CHECKPOINT_DIR
     bf16 = use_bf16(spec.bf16, device)
     torch.manual_seed(spec.seed)
-    ckpt = out / CHECKPOINT_DIR
-    state = json.loads((ckpt / "state.json").read_text()) if resume and (ckpt / "state.json").is_file() else None
-    if resume and state is None:
-        raise FileNotFoundError(f"--resume: no checkpoint in {ckpt}")
+    state = _resume_state(out, resume)
     model = load_for_training(init, spec, device, resume_dir=ckpt if state else None)
     model.config.use_cache = False
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    optim = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": spec.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=spec.lr,
-        betas=(0.9, 0.95),
-        fused=device.type == "cuda",
-    )
+    optim = make_optimizer(model, spec, device)
     step, history = 0, []
     if state:
         optim.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location=device, weights_only=True))
         torch.set_rng_state(torch.load(ckpt / "rng.pt", weights_only=True))
         step, history = state["step"], state["history"]
-
-    epoch_batches = {0: make_batches(examples, spec.batch_tokens, spec.seed)}
-    per_epoch = len(epoch_batches[0])
-
-    def micro_batch(m: int) -> list[int]:
-        """The m-th micro-batch of the run: epochs reshuffle with seed + epoch, so resume replays exactly."""
-        epoch = m // per_epoch
-        if epoch not in epoch_batches:
-            epoch_batches[epoch] = make_batches(examples, spec.batch_tokens, spec.seed + epoch)
-        return epoch_batches[epoch][m % per_epoch]
-
-    n_steps = total_steps(spec, per_epoch)
-    start, tokens, stopped, start_step = time.monotonic(), 0, False, step
-    if state and state.get("planned_steps"):
-        n_steps = min(n_steps, state["planned_steps"])
+    batches = MicroBatches(examples, spec)
+    n_steps = total_steps(spec, batches.per_epoch)
+    start, tokens, stopped = time.monotonic(), 0, False
     model.train()
     last_loss, window = float("nan"), []
     while step < n_steps:
         lr = lr_at(step, n_steps, spec)
         for group in optim.param_groups:
             group["lr"] = lr
-        micro = [[examples[j] for j in micro_batch(step * spec.grad_accum + k)] for k in range(spec.grad_accum)]
-        normalizer = float(sum(sum(e.loss_mask[1:]) for mb in micro for e in mb)) or 1.0
-        loss_sum = 0.0
-        for batch in micro:
-            ids, attn, mask, weights = (t.to(device) for t in collate(batch, pad_id))
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                logits = model(input_ids=ids, attention_mask=attn).logits
-            loss = weighted_nll(logits, ids, mask, weights, normalizer)
-            loss.backward()
-            loss_sum += loss.item()
-            tokens += int(attn.sum())
-        if spec.grad_clip:
-            torch.nn.utils.clip_grad_norm_(params, spec.grad_clip)
-        optim.step()
-        optim.zero_grad(set_to_none=True)
-        step += 1
-        last_loss = loss_sum
-        elapsed = time.monotonic() - start
-        window.append(loss_sum)
+        micro = [batches(step * spec.grad_accum + k) for k in range(spec.grad_accum)]
+        last_loss, seen = optimizer_step(model, optim, micro, spec, device, bf16, pad_id)
+        step, tokens, elapsed = step + 1, tokens + seen, time.monotonic() - start
+        window.append(last_loss)
         if step % spec.log_every == 0 or step == n_steps:
             mean = sum(window) / len(window)  # mean over the logging window: one batch's loss is noisy
             history.append({"step": step, "loss": round(mean, 5), "lr": lr, "tokens": tokens, "s": elapsed})
             window.clear()
         if progress:
-            progress(step, n_steps, loss_sum)
+            progress(step, n_steps, last_loss)
         if step % spec.save_every == 0 and step < n_steps:
             save_checkpoint(model, optim, step, history, ckpt, n_steps)
-        if spec.time_budget_s and step < n_steps:
-            if elapsed > spec.time_budget_s:
-                stopped = True
-                break
-            if step == 10 or step % 50 == 0:
-                # fit the schedule to the budget: the cosine then ends at the floor instead of being cut mid-way
-                n_steps = min(n_steps, step + int((spec.time_budget_s - elapsed) / (elapsed / (step - start_step))))
-    seconds = time.monotonic() - start
+        if spec.time_budget_s and step < n_steps and elapsed > spec.time_budget_s:
+            if over_budget == "fail":
+                raise TimeBudgetExceeded(
+                    f"training passed sft.time_budget_s ({spec.time_budget_s:g} s) at step {step} of {n_steps}; "
+                    "raise the budget or lower sft.epochs / sft.max_steps"
+                )
+            stopped = True
+            break
     model.config.use_cache = True  # off for training only; inference wants the KV cache
     _save(model, tokenizer, out)
     save_checkpoint(model, optim, step, history, ckpt, n_steps)
-    result = TrainResult(step, tokens, seconds, last_loss, out, stopped, n_steps, history)
-    (out / "train_log.json").write_text(
-        json.dumps(
-            {
-                "steps": step,
-                "planned_steps": n_steps,
-                "examples": len(examples),
-                "tokens": tokens,
-                "seconds": round(seconds, 2),
-                "tokens_per_s": round(tokens / max(seconds, 1e-9), 1),
-                "final_loss": last_loss,
-                "stopped_early": stopped,
-                "lora": spec.lora is not None,
-                "device": device.type,
-                "bf16": bf16,
-                "threads": torch.get_num_threads(),
-                "history": history,
-            },
-            indent=1,
-        )
-    )
-    plot_loss(history, out / "loss.png")
+    result = TrainResult(step, tokens, time.monotonic() - start, last_loss, out, stopped, n_steps, history)
+    write_train_log(result, spec, len(examples), device, bf16)
     return result
+
+
+def write_train_log(result: TrainResult, spec: SFTSpec, n_examples: int, device: torch.device, bf16: bool) -> None:
+    log = {
+        "steps": result.steps,
+        "planned_steps": result.planned_steps,
+        "examples": n_examples,
+        "tokens": result.tokens,
+        "seconds": round(result.seconds, 2),
+        "tokens_per_s": round(result.tokens / max(result.seconds, 1e-9), 1),
+        "final_loss": result.final_loss,
+        "stopped_early": result.stopped_early,
+        "lora": spec.lora is not None,
+        "device": device.type,
+        "bf16": bf16,
+        "threads": torch.get_num_threads(),
+        "history": result.history,
+    }
+    (result.out / "train_log.json").write_text(json.dumps(log, indent=1))
+    plot_loss(result.history, result.out / "loss.png")
 
 
 def save_checkpoint(model, optim, step: int, history: list[dict], path: Path, planned_steps: int = 0) -> None:

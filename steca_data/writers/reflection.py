@@ -8,11 +8,14 @@ response is kept; unusable answers are retried, then recorded as failed, never d
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from steca_data.core.react import format_observation, format_turn
 from steca_data.core.schemas import Step
-from steca_data.recipe.engine import ReflectionSpec
 from steca_data.writers.thoughts import template_thought
+
+if TYPE_CHECKING:  # recipe sections are a higher layer: used for type hints only
+    from steca_data.recipe.engine import ReflectionSpec
 
 REFLECTION_PROMPT_VERSION = "reflect-v1"
 
@@ -43,6 +46,7 @@ class ReflectionRequest:
     deviated_action: str
     deviated_observation: str
     expert_action: str
+    env: str | None = None  # the task's environment, whose own thought rules the template tries first
 
 
 @dataclass
@@ -78,7 +82,7 @@ def clean_reflection(text: str, expert_action: str) -> str | None:
 
 
 def template_reflection(req: ReflectionRequest) -> str:
-    follow = template_thought(req.game, req.expert_action, req.deviated_observation)
+    follow = template_thought(req.game, req.expert_action, req.deviated_observation, req.env)
     return f"Wait, {req.deviated_action} did not bring me closer to finishing the task. {follow[0].upper()}{follow[1:]}"
 
 

@@ -8,16 +8,19 @@ Thought/Action format.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from steca_data.core.schemas import Trajectory
-from steca_data.recipe.model import ThoughtSpec
+from steca_data.envs.registry import find_plugin
+
+if TYPE_CHECKING:  # recipe sections are a higher layer: used for type hints only
+    from steca_data.recipe.model import ThoughtSpec
 
 TEMPLATE_VERSION = "template-v1"
 
 _RULES: list[tuple[str, str]] = [
     (r"^take (?P<x>.+?) from (?P<y>.+)$", "I need the {x}, which is in the {y}. I will take it."),
-    (r"^take coin$", "There is the coin I was looking for. I will take it."),
-    (r"^take (?P<x>.+)$", "{take}"),
+    (r"^take (?P<x>.+)$", "I see the {x}, which is not where it belongs. I will pick it up."),
     (r"^put (?P<x>.+?) (?P<p>in|on) (?P<y>.+)$", "The {x} belongs {p} the {y}, so I will put it there."),
     (r"^move (?P<x>.+?) to (?P<y>.+)$", "The {x} belongs in or on the {y}, so I will move it there."),
     (r"^open door to (?P<y>.+)$", "The door to the {y} is closed. I will open it so I can go through."),
@@ -44,26 +47,26 @@ _RULES: list[tuple[str, str]] = [
 _COMPILED = [(re.compile(p, re.IGNORECASE), text) for p, text in _RULES]
 
 
-def template_thought(game: str, action: str, observation: str) -> str:
-    """A short thought that motivates ``action`` from the observation it answers."""
+def template_thought(game: str, action: str, observation: str, env: str | None = None) -> str:
+    """A short thought that motivates ``action`` from the observation it answers.
+
+    The environment's own rules (its plugin's ``template_thought``) come first, then the generic verbs.
+    """
+    found = find_plugin(env)
+    specific = found.template_thought(game, action, observation) if found else None
+    if specific is not None:
+        return specific
     for pattern, text in _COMPILED:
         m = pattern.match(action.strip())
-        if not m:
-            continue
-        fields = {k: v for k, v in m.groupdict().items() if v}
-        if text == "{take}":
-            x = fields["x"]
-            if game == "cookingworld":
-                return f"The recipe needs the {x}. I will take it."
-            return f"I see the {x}, which is not where it belongs. I will pick it up."
-        return text.format(**fields)
+        if m:
+            return text.format(**{k: v for k, v in m.groupdict().items() if v})
     return f"Next, I will {action.strip()}."
 
 
 def template_thoughts(trajectory: Trajectory) -> list[str]:
     thoughts, previous = [], trajectory.initial_observation
     for step in trajectory.steps:
-        thoughts.append(template_thought(trajectory.task.game, step.action, previous))
+        thoughts.append(template_thought(trajectory.task.game, step.action, previous, trajectory.task.env))
         previous = step.observation
     return thoughts
 

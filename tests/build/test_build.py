@@ -21,7 +21,7 @@ def _counts(db) -> dict[str, int]:
     try:
         return {
             t: con.execute(f"select count(*) from {t}").fetchone()[0]
-            for t in ("gold_paths", "trajectories", "steps", "env_failures")
+            for t in ("gold_paths", "trajectories", "steps", "failures")
         }
     finally:
         con.close()
@@ -164,7 +164,7 @@ def test_environment_failures_are_recorded_not_fatal(tmp_path):
             again = GoldStage().plan(ctx)
         finally:
             ctx.close()
-        ((task_id, error),) = cache.sql("select task_id, error from env_failures").fetchall()
+        ((task_id, error),) = cache.sql("select task_id, error from failures").fetchall()
     assert (gold.computed, gold.failed, expert.computed) == (3, 1, 3)
     assert again.to_compute == 0, "a recorded failure is not retried unless --retry-failed"
     assert task_id == broken.task_id and "numLocations" in error

@@ -18,7 +18,8 @@ from steca_data.envs.alfworld.gamefiles import find_games  # noqa: E402
 from steca_data.envs.alfworld.generate import generate, generate_one  # noqa: E402
 from steca_data.envs.alfworld.problem import TASK_TYPES  # noqa: E402
 from steca_data.envs.alfworld.scenes import UNSEEN_FLOOR_PLANS  # noqa: E402
-from steca_data.recipe.model import EnvSpec, RecipeError, load_recipe  # noqa: E402
+from steca_data.envs.alfworld.spec import AlfworldSpec  # noqa: E402
+from steca_data.recipe.model import RecipeError, load_recipe  # noqa: E402
 
 COUNTS = {"train": 6, "valid_seen": 1, "valid_unseen": 2}
 FITS = ["env.splits.train.count=6", "env.splits.seen.count=1", "env.splits.unseen.count=2"]
@@ -32,9 +33,9 @@ def games(tmp_path_factory) -> Path:
     return out
 
 
-def _spec(root: Path, **splits) -> EnvSpec:
+def _spec(root: Path, **splits) -> AlfworldSpec:
     splits = splits or {"train": {"fold": "train", "count": 6}}
-    return EnvSpec(name="alfworld", game="all", data_dir=str(root), splits=splits)
+    return AlfworldSpec(game="all", data_dir=str(root), splits=splits)
 
 
 def _backend(root: Path, **splits):
@@ -151,10 +152,10 @@ def test_official_layout_loader(games, tmp_path, monkeypatch):
 
     assert len(find_games(root.parent, "train")) == COUNTS["train"]
     monkeypatch.setenv("ALFWORLD_DATA", str(root.parent))
-    spec = EnvSpec(name="alfworld", game="pick_two_obj_and_place", splits={"train": {"fold": "train", "count": 1}})
+    spec = AlfworldSpec(game="pick_two_obj_and_place", splits={"train": {"fold": "train", "count": 1}})
     tasks = list_alfworld_tasks(spec, "train")
     assert [t.game for t in tasks] == ["pick_two_obj_and_place"] and tasks[0].task_id.startswith("alfworld/train/")
-    too_many = EnvSpec(name="alfworld", splits={"train": {"fold": "train", "count": 50}})
+    too_many = AlfworldSpec(splits={"train": {"fold": "train", "count": 50}})
     with pytest.raises(ValueError, match="holds 6 matching game"):
         list_alfworld_tasks(too_many, "train")
 
@@ -201,7 +202,7 @@ def test_build_expert_dataset_records_versions_and_survives_a_broken_game(games,
     assert summary.failed == 1 and summary.output.counts["expert"] == 5
     with Cache(recipe.cache_path) as cache:
         rows = cache.con.execute("select env_version, success from trajectories").fetchall()
-        failures = cache.con.execute("select task_id from env_failures").fetchall()
+        failures = cache.con.execute("select task_id from failures").fetchall()
     assert len(rows) == 5 and all(ok for _, ok in rows)
     assert all("alfworld 0.4.2" in v and "textworld" in v for v, _ in rows)
     assert failures[0][0].startswith("alfworld/train/" + broken.parent.parent.name)

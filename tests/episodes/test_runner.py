@@ -31,7 +31,9 @@ def test_unparsable_replies_are_counted_and_answered(env_pool, tiny_recipe):
     tasks = env_pool.backend.tasks("seen")
     policy = ScriptedPolicy(babble=2)
     prompt = PromptConfig(include_example=False, history=None)
-    trajs = run_episodes(env_pool, policy, [EpisodeStart(t) for t in tasks], SamplingParams(), 5, prompt)
+    trajs = run_episodes(
+        env_pool, policy, [EpisodeStart(t) for t in tasks], SamplingParams(), 5, prompt, schedule="lockstep"
+    )
     assert policy.calls[0] == len(tasks)  # one generate call per lock-step, all episodes in it
     for t in trajs:
         assert t.unparsable_actions == 2
@@ -70,3 +72,21 @@ def test_prefix_is_replayed_and_max_steps_caps_the_total(env_pool, tiny_recipe):
     # same seed, same prefix: same continuation (sampling is reproducible)
     again = run_episodes(env_pool, RandomPolicy(), starts[:1], SamplingParams(temperature=1.0), 3, PromptConfig())
     assert [s.action for s in again[0].steps] == [s.action for s in trajs[0].steps]
+
+
+def test_schedules_play_the_same_episodes(env_pool, tiny_recipe):
+    """Continuous and lock-step scheduling differ only in batching: seeded episodes come out identical,
+    and ``on_done`` sees each episode once, in completion order."""
+    tasks = env_pool.backend.tasks("unseen")
+    starts = [EpisodeStart(t, seed=s) for t in tasks for s in range(3)]
+    prompt, params = PromptConfig.from_recipe(tiny_recipe), SamplingParams(temperature=1.0)
+    seen: list[int] = []
+    runs = {
+        schedule: run_episodes(
+            env_pool, RandomPolicy(), starts, params, 6, prompt, on_done=lambda i, t: seen.append(i),
+            schedule=schedule, max_active=5,
+        )
+        for schedule in ("continuous", "lockstep")
+    }  # fmt: skip
+    assert [t.model_dump() for t in runs["continuous"]] == [t.model_dump() for t in runs["lockstep"]]
+    assert sorted(seen) == sorted(list(range(len(starts))) * 2)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from steca_data.core.prompts import history_messages, window_messages
+from steca_data.core.prompts import window_messages
 from steca_data.core.react import parse_turn
+from steca_data.envs.prompting import history_messages
 from steca_data.episodes.runner import PromptConfig
 from steca_data.policies.base import PolicyRequest, SamplingParams
 from steca_data.policies.constrain import ActionConstraint, action_token_ids

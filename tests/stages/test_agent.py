@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import duckdb
 
@@ -34,10 +35,11 @@ def test_warmup_trains_once_and_drives_rollouts(tmp_path):
     summary = Builder(load_recipe(path), Reporter(quiet=True)).build()
     stages = {r.stage: r for r in summary.results}
     assert stages["base_agent"].computed == 1 and stages["rollouts"].computed > 0
-    (marker,) = (tmp_path / "build" / "models").glob("warmup-*/steca_warmup.json")
-    info = json.loads(marker.read_text())
-    assert info["policy_id"].startswith("hf:sft:") and info["steps"] == 4
     con = duckdb.connect(str(tmp_path / "build" / "cache.duckdb"), read_only=True)
+    ((kind, model_dir, data),) = con.execute("select kind, path, data from artifacts").fetchall()
+    info = json.loads(data)
+    assert kind == "warmup" and (tmp_path / "build" / "models") in Path(model_dir).parents
+    assert info["policy_id"].startswith("hf:sft:") and info["steps"] == 4
     ids = {r[0] for r in con.execute("select distinct policy_id from rollouts").fetchall()}
     constrained = con.execute("select bool_and((data->>'constrained_actions')::bool) from rollouts").fetchone()[0]
     con.close()

@@ -27,6 +27,21 @@ def test_template_thoughts_keep_object_names():
     assert template_thought("twc", "dance", "") == "Next, I will dance."
 
 
+def test_environment_rules_come_before_the_generic_verbs():
+    from steca_data.writers.reflection import ReflectionRequest, template_reflection
+
+    twx = "textworld_express"
+    assert template_thought("coin", "take coin", "", twx) == "There is the coin I was looking for. I will take it."
+    assert (
+        template_thought("cookingworld", "take red potato", "", twx)
+        == "The recipe needs the red potato. I will take it."
+    )
+    assert template_thought("cookingworld", "take knife from counter", "", twx).startswith("I need the knife, which")
+    assert template_thought("twc", "take apple", "", twx) == template_thought("twc", "take apple", "")
+    request = ReflectionRequest("cookingworld", "cook", "o", [], "", "eat meal", "o", "take carrot", env=twx)
+    assert template_reflection(request).endswith("The recipe needs the carrot. I will take it.")
+
+
 def test_parse_numbered_thoughts_needs_every_step():
     assert parse_numbered_thoughts("1. a\n2. Thought: b", 2) == ["a", "b"]
     assert parse_numbered_thoughts("1. a", 2) is None
@@ -76,5 +91,5 @@ def test_unusable_replies_are_recorded_as_failures(tmp_path):
         summary = Builder(load_recipe(path), Reporter(quiet=True)).build()
     assert summary.failed == 2 and summary.output.counts == {"expert": 0}
     con = duckdb.connect(str(tmp_path / "build" / "cache.duckdb"), read_only=True)
-    errors = con.execute("select stage, error from env_failures").fetchall()
+    errors = con.execute("select stage, error from failures").fetchall()
     assert len(errors) == 2 and all(s == "expert" and "no usable thoughts" in e for s, e in errors)

@@ -29,6 +29,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from textworld.envs.pddl import PddlEnv
+
 _TRANSLATE_LOCK = threading.Lock()  # fast_downward.pddl2sas rewrites sys.argv, sys.stdout and globals
 _PARSE_LOCK = threading.RLock()  # the TatSu parsers are module-level objects
 _FLAG = threading.local()
@@ -246,96 +248,94 @@ def demangle_names(entity_infos: dict) -> None:
         info.name = demangler.demangle_alfred_name(info.id)
 
 
-def make_env(facts: bool = True, walkthrough: bool = False):
-    """A cached-engine ALFWorld environment: ``load(game_file)``, ``reset()``, ``step(command)``."""
-    import textworld
-    from textworld.envs.pddl import PddlEnv
+class CachedPddlEnv(PddlEnv):
+    """``PddlEnv`` with the per-game work cached (see the module docstring)."""
 
-    _install_patches()
-    state_class = _state_class()
+    def load(self, filename: str) -> None:
+        data = _read_game(filename)
+        self._game_file = filename
+        self._game_data = data
+        self.walkthrough = data.get("walkthrough")
+        self._domain = data["pddl_domain"]
+        self._logic = game_logic(self._domain, data["grammar"])
+        with fast_grammar():
+            self._pddl_state = _state_class()(self.downward_lib, self._domain, data["pddl_problem"], self._logic)
+        self._entity_infos = self._get_entity_infos()
+        demangle_names(self._entity_infos)
+        self._names = {k: info.name for k, info in self._entity_infos.items()}
+        # Shared by every environment that loads this game, so replays never derive a command twice.
+        self._commands = _COMMANDS.get(_digest(data["grammar"], data["pddl_problem"]), dict)
 
-    class CachedPddlEnv(PddlEnv):
-        def load(self, filename: str) -> None:
-            data = _read_game(filename)
-            self._game_file = filename
-            self._game_data = data
-            self.walkthrough = data.get("walkthrough")
-            self._domain = data["pddl_domain"]
-            self._logic = game_logic(self._domain, data["grammar"])
-            with fast_grammar():
-                self._pddl_state = state_class(self.downward_lib, self._domain, data["pddl_problem"], self._logic)
-            self._entity_infos = self._get_entity_infos()
-            demangle_names(self._entity_infos)
-            self._names = {k: info.name for k, info in self._entity_infos.items()}
-            # Shared by every environment that loads this game, so replays never derive a command twice.
-            self._commands = _COMMANDS.get(_digest(data["grammar"], data["pddl_problem"]), dict)
+    def reset(self):
+        self._pddl_state = _state_class()(self.downward_lib, self._domain, self._game_data["pddl_problem"], self._logic)
+        with fast_grammar():
+            return self._reset_text()
 
-        def reset(self):
-            self._pddl_state = state_class(
-                self.downward_lib, self._domain, self._game_data["pddl_problem"], self._logic
-            )
-            with fast_grammar():
-                return self._reset_text()
+    def _reset_text(self):
+        from textworld.core import GameState
 
-        def _reset_text(self):
-            from textworld.core import GameState
+        self.prev_state = None
+        self.state = GameState()
+        self._last_action = None
+        self._moves = 0
+        context = {
+            "state": self._pddl_state,
+            "facts": list(self._pddl_state.facts),
+            "variables": {},
+            "mapping": {},
+            "entity_infos": self._entity_infos,
+        }
+        self.state.feedback = self._logic.grammar.derive("#intro#", context)
+        self.state.raw = self.state.feedback
+        self._gather_infos()
+        if "walkthrough" in self.request_infos.extras:
+            self.state["extra.walkthrough"] = self.walkthrough or self._pddl_state.replan(self._entity_infos)
+        return self.state
 
-            self.prev_state = None
-            self.state = GameState()
-            self._last_action = None
-            self._moves = 0
+    def step(self, command: str):
+        with fast_grammar():
+            return super().step(command)
+
+    def _command(self, action) -> str:
+        key = (action.name, tuple(sorted((ph.name, var.name) for ph, var in action.mapping.items())))
+        text = self._commands.get(key)
+        if text is None:
             context = {
                 "state": self._pddl_state,
                 "facts": list(self._pddl_state.facts),
-                "variables": {},
-                "mapping": {},
+                "variables": {ph.name: self._entity_infos[var.name] for ph, var in action.mapping.items()},
+                "mapping": action.mapping,
                 "entity_infos": self._entity_infos,
             }
-            self.state.feedback = self._logic.grammar.derive("#intro#", context)
-            self.state.raw = self.state.feedback
-            self._gather_infos()
-            if "walkthrough" in self.request_infos.extras:
-                self.state["extra.walkthrough"] = self.walkthrough or self._pddl_state.replan(self._entity_infos)
-            return self.state
+            action.command_template = self._logic.grammar.derive(action.command_template, context)
+            text = self._commands[key] = action.format_command(self._names)
+        return text
 
-        def step(self, command: str):
-            with fast_grammar():
-                return super().step(command)
+    def _gather_infos(self):
+        state, pddl = self.state, self._pddl_state
+        state["command_templates"] = sorted({a.template for a in self._logic.actions.values()})
+        state["won"] = pddl.check_goal()
+        state["lost"] = False
+        state["_entity_infos"] = dict(self._entity_infos)
+        state["_facts"] = list(pddl.facts)
+        if self.request_infos.facts:
+            state["facts"] = list(map(self._get_human_readable_fact, state["_facts"]))
+        state["last_action"] = None
+        state["_last_action"] = self._last_action
+        state["_valid_actions"] = list(pddl.all_applicable_actions())
+        state["_valid_commands"] = [self._command(a) for a in state["_valid_actions"]]
+        state["admissible_commands"] = sorted(set(state["_valid_commands"]))
+        if self.request_infos.moves:
+            state["moves"] = self._moves
+        if self.request_infos.policy_commands:
+            state["policy_commands"] = pddl.replan(self._entity_infos)
 
-        def _command(self, action) -> str:
-            key = (action.name, tuple(sorted((ph.name, var.name) for ph, var in action.mapping.items())))
-            text = self._commands.get(key)
-            if text is None:
-                context = {
-                    "state": self._pddl_state,
-                    "facts": list(self._pddl_state.facts),
-                    "variables": {ph.name: self._entity_infos[var.name] for ph, var in action.mapping.items()},
-                    "mapping": action.mapping,
-                    "entity_infos": self._entity_infos,
-                }
-                action.command_template = self._logic.grammar.derive(action.command_template, context)
-                text = self._commands[key] = action.format_command(self._names)
-            return text
 
-        def _gather_infos(self):
-            state, pddl = self.state, self._pddl_state
-            state["command_templates"] = sorted({a.template for a in self._logic.actions.values()})
-            state["won"] = pddl.check_goal()
-            state["lost"] = False
-            state["_entity_infos"] = dict(self._entity_infos)
-            state["_facts"] = list(pddl.facts)
-            if self.request_infos.facts:
-                state["facts"] = list(map(self._get_human_readable_fact, state["_facts"]))
-            state["last_action"] = None
-            state["_last_action"] = self._last_action
-            state["_valid_actions"] = list(pddl.all_applicable_actions())
-            state["_valid_commands"] = [self._command(a) for a in state["_valid_actions"]]
-            state["admissible_commands"] = sorted(set(state["_valid_commands"]))
-            if self.request_infos.moves:
-                state["moves"] = self._moves
-            if self.request_infos.policy_commands:
-                state["policy_commands"] = pddl.replan(self._entity_infos)
+def make_env(facts: bool = True, walkthrough: bool = False):
+    """A cached-engine ALFWorld environment: ``load(game_file)``, ``reset()``, ``step(command)``."""
+    import textworld
 
+    _install_patches()
     extras = ["walkthrough"] if walkthrough else []
     infos = textworld.EnvInfos(won=True, admissible_commands=True, facts=facts, extras=extras)
     return CachedPddlEnv(infos)

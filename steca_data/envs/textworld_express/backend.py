@@ -13,8 +13,8 @@ import threading
 
 from steca_data.core.schemas import Task
 from steca_data.envs.base import EnvError, StepResult
-from steca_data.envs.registry import env_version, list_tasks
-from steca_data.recipe.model import EnvSpec
+from steca_data.envs.textworld_express.spec import TextWorldExpressSpec
+from steca_data.envs.textworld_express.tasks import ENV_NAME, list_twx_tasks, twx_version
 
 
 class TWXSession:
@@ -71,14 +71,14 @@ class TWXSession:
 
 
 class TWXBackend:
-    name = "textworld_express"
+    name = ENV_NAME
 
-    def __init__(self, spec: EnvSpec):
+    def __init__(self, spec: TextWorldExpressSpec):
         from py4j.java_gateway import GatewayParameters, JavaGateway, launch_gateway
         from textworld_express.constants import BASEPATH, JAR_PATH
 
         self.spec = spec
-        self.version = env_version(spec)
+        self.version = twx_version()
         port, proc = launch_gateway(
             classpath=JAR_PATH,
             die_on_exit=True,
@@ -90,7 +90,7 @@ class TWXBackend:
         self._lock = threading.Lock()
 
     def tasks(self, split_name: str) -> list[Task]:
-        return list_tasks(self.spec, split_name)
+        return list_twx_tasks(self.spec, split_name)
 
     def new_session(self) -> TWXSession:
         with self._lock:

@@ -1,0 +1,51 @@
+"""The proposal stage: the base agent's own action at every expert position t, from the prefix e_{1:t-1}."""
+
+from __future__ import annotations
+
+from steca_data.core.keys import seed_of
+from steca_data.core.schemas import Trajectory
+from steca_data.episodes.runner import EpisodeStart
+from steca_data.stages.base import BuildContext, Emit, Stage, Unit
+from steca_data.stages.play import play_units
+from steca_data.stages.walks import engine_of, engine_waiting
+
+
+class ProposalStage(Stage):
+    name = "proposals"
+    table = "proposals"
+    unit_name = "prefixes"
+
+    def waiting_for(self, ctx: BuildContext) -> str | None:
+        return engine_waiting(ctx)
+
+    def units(self, ctx: BuildContext) -> list[Unit]:
+        return [Unit(key, w.task.task_id, (w, t)) for w, t, key in engine_of(ctx).proposal_units()]
+
+    def compute(self, ctx: BuildContext, todo: list[Unit], emit: Emit) -> None:
+        engine = engine_of(ctx)
+        params = engine.sampling(ctx.recipe.proposals.temperature)
+        # one policy step after each prefix: prefixes of the same length play together (same max_steps)
+        for t in sorted({u.item[1] for u in todo}):
+            group = [u for u in todo if u.item[1] == t]
+            starts = [
+                EpisodeStart(w.task, list(w.expert.steps[: t - 1]), seed_of(u.key)) for u in group for w in [u.item[0]]
+            ]
+            play_units(ctx, engine.agent.policy, group, starts, params, t, engine.prompt, emit, "rollout")
+
+    def store(self, ctx: BuildContext, unit: Unit, result: Trajectory) -> bool:
+        walk, t = unit.item
+        step = result.steps[t - 1] if len(result.steps) >= t else None
+        row = {
+            "key": unit.key,
+            "task_id": walk.task.task_id,
+            "step": t,
+            "expert_action": walk.actions[t - 1],
+            "thought": step.thought if step else "",
+            "action": step.action if step else "",
+            "observation": step.observation if step else "",
+            "valid": step.valid if step else False,
+            "unparsable": bool(result.unparsable_actions),
+            "policy_id": engine_of(ctx).policy_id,
+        }
+        ctx.cache.put_rows("proposals", [row])
+        return True

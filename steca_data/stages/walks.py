@@ -1,0 +1,240 @@
+"""What the engine stages share: the expert walks, the agent, and every key of the method.
+
+``Engine`` is derived once per build from published outputs (the expert trajectories and the base agent)
+and answers, from the cache alone, the questions the stages and the assembly ask: which prefixes are
+scored, what their Monte Carlo values are, which proposals deviate, which is each task's first deviation.
+Keys hash what produced a unit — the policy's weights digest, the prefix (actions and thoughts), the
+sampling settings, the prompt and the seed; delta, eta and the distance are in none of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from steca_data.core.calibration import Verdict, judge_proposals
+from steca_data.core.keys import prefix_key, unit_key
+from steca_data.core.schemas import Step, Task, Trajectory
+from steca_data.episodes.runner import PromptConfig
+from steca_data.policies.base import SamplingParams, sampling_params
+from steca_data.stages.agent import AgentHandle
+from steca_data.stages.base import BuildContext
+from steca_data.stages.experts import ExpertTrajectories
+
+PROPOSAL_VERSION = "1"
+ROLLOUT_VERSION = "1"
+REFLECTION_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class Walk:
+    """One expert trajectory the engine walks along."""
+
+    task: Task
+    expert: Trajectory
+
+    @property
+    def actions(self) -> list[str]:
+        return [s.action for s in self.expert.steps]
+
+
+@dataclass(frozen=True)
+class ScoredPrefix:
+    key: str  # score key: prefix + policy + sampling; rollouts point at it
+    walk: Walk
+    kind: str  # expert | proposal
+    step: int  # expert: prefix length k; proposal: position t
+    steps: tuple[Step, ...]
+    samples: int
+
+    def rollout_keys(self) -> list[str]:
+        return [unit_key("rollout", ROLLOUT_VERSION, score=self.key, sample=i) for i in range(self.samples)]
+
+
+@dataclass(frozen=True)
+class FirstDeviation:
+    walk: Walk
+    step: int
+    proposal: dict  # the stored proposal row
+    reflection_key: str
+
+
+class Engine:
+    """The STeCa engine's view of one build (see the module docstring)."""
+
+    def __init__(self, ctx: BuildContext):
+        self.recipe = ctx.recipe
+        self.cache = ctx.cache
+        self.agent = ctx.find(AgentHandle)
+        self._experts = ctx.get(ExpertTrajectories)
+        self._train = ctx.tasks["train"][: self.recipe.rollouts.tasks]
+        self._ctx = ctx
+
+    @cached_property
+    def walks(self) -> list[Walk]:
+        by_task = {t.task.task_id: t for t in self._experts.load(self._ctx).values()}
+        return [Walk(task, by_task[task.task_id]) for task in self._train if task.task_id in by_task]
+
+    @property
+    def policy_id(self) -> str:
+        if self.agent is None:
+            raise RuntimeError("the base agent is not known yet (the warm-up has not run)")
+        return self.agent.policy_id
+
+    @cached_property
+    def prompt(self) -> PromptConfig:
+        return PromptConfig.from_recipe(self.recipe)
+
+    def _prompt_config(self) -> dict:
+        return {
+            "example": self.prompt.include_example,
+            "history": self.prompt.history,
+            "version": self.prompt.version_for(self.recipe.env.name, self.recipe.env.game),
+        }
+
+    @property
+    def max_steps(self) -> int:
+        return self.recipe.rollouts.max_steps or self.recipe.env.max_steps
+
+    def sampling(self, temperature: float) -> SamplingParams:
+        return sampling_params(self.recipe.policy, temperature)
+
+    def _sampling_config(self, temperature: float) -> dict:
+        p = self.sampling(temperature)
+        return {"t": p.temperature, "top_p": p.top_p, "max_new": p.max_new_tokens, "constrained": p.constrained}
+
+    # ------------------------------------------------------------------------------------- proposals
+    def proposal_key(self, walk: Walk, t: int) -> str:
+        return unit_key(
+            "proposal",
+            PROPOSAL_VERSION,
+            policy=self.policy_id,
+            prefix=prefix_key(walk.task.task_id, walk.expert.steps[: t - 1]),
+            sampling=self._sampling_config(self.recipe.proposals.temperature),
+            prompt=self._prompt_config(),
+            seed=self.recipe.rollouts.seed,
+        )
+
+    def proposal_units(self) -> list[tuple[Walk, int, str]]:
+        return [(w, t, self.proposal_key(w, t)) for w in self.walks for t in range(1, len(w.expert.steps) + 1)]
+
+    def proposals(self) -> dict[tuple[str, int], dict]:
+        """(task_id, t) -> stored proposal row, for this build's keys."""
+        keys = [k for _, _, k in self.proposal_units()]
+        rows = self.cache.sql(
+            "SELECT key, task_id, step, thought, action, observation, valid FROM proposals "
+            "WHERE key IN (SELECT unnest(?))",
+            [keys],
+        ).fetchall()
+        cols = ("key", "task_id", "step", "thought", "action", "observation", "valid")
+        return {(r[1], r[2]): dict(zip(cols, r, strict=True)) for r in rows}
+
+    # -------------------------------------------------------------------------------------- rollouts
+    def score_key(self, walk: Walk, steps: list[Step]) -> str:
+        return unit_key(
+            "score",
+            ROLLOUT_VERSION,
+            policy=self.policy_id,
+            prefix=prefix_key(walk.task.task_id, steps),
+            sampling=self._sampling_config(self.recipe.rollouts.temperature),
+            prompt=self._prompt_config(),
+            max_steps=self.max_steps,
+            seed=self.recipe.rollouts.seed,
+        )
+
+    def scored_prefixes(self, proposals: dict[tuple[str, int], dict] | None = None) -> list[ScoredPrefix]:
+        """Every prefix to score: expert prefixes k = 0..m, and proposals that differ from the expert."""
+        spec = self.recipe.rollouts
+        proposals = self.proposals() if proposals is None else proposals
+        out = []
+        for w in self.walks:
+            for k in range(len(w.expert.steps) + 1):
+                steps = w.expert.steps[:k]
+                samples = max(spec.n, spec.explorations or spec.n) if k == 0 else spec.n
+                out.append(ScoredPrefix(self.score_key(w, steps), w, "expert", k, tuple(steps), samples))
+            for t in range(1, len(w.expert.steps) + 1):
+                p = proposals.get((w.task.task_id, t))
+                if p is None or p["action"].strip() == w.actions[t - 1].strip():
+                    continue
+                steps = [*w.expert.steps[: t - 1], Step(thought=p["thought"], action=p["action"], observation="")]
+                out.append(ScoredPrefix(self.score_key(w, steps), w, "proposal", t, tuple(steps), spec.n))
+        return out
+
+    def explorations(self) -> list[ScoredPrefix]:
+        """The start-state prefixes: their rollouts are the agent's own explorations (De and Ds)."""
+        return [p for p in self.scored_prefixes() if p.kind == "expert" and p.step == 0]
+
+    def values(self, prefixes: list[ScoredPrefix]) -> dict[str, tuple[float, int, list[str]]]:
+        """score key -> (mean outcome, rollouts, rollout keys) for prefixes with all their rollouts."""
+        rows = self.cache.sql(
+            "SELECT score_key, avg(outcome_reward), count(*), list(key ORDER BY sample_index) FROM rollouts "
+            "WHERE score_key IN (SELECT unnest(?)) GROUP BY score_key",
+            [[p.key for p in prefixes]],
+        ).fetchall()
+        need = {p.key: p.samples for p in prefixes}
+        return {k: (v, n, ks) for k, v, n, ks in rows if n >= need[k]}
+
+    # ------------------------------------------------------------------------------------- deviations
+    def verdicts(self, delta: float | None = None) -> dict[str, list[Verdict]]:
+        """Deviation verdicts per task under ``delta`` (default: the recipe's)."""
+        delta = self.recipe.deviation.delta if delta is None else delta
+        proposals = self.proposals()
+        prefixes = self.scored_prefixes(proposals)
+        values = self.values(prefixes)
+        by_walk: dict[str, dict] = {}
+        for p in prefixes:
+            if p.key in values:
+                entry = by_walk.setdefault(p.walk.task.task_id, {"V": {}, "Q": {}})
+                entry["V" if p.kind == "expert" else "Q"][p.step] = values[p.key][0]
+        out = {}
+        for w in self.walks:
+            entry = by_walk.get(w.task.task_id, {"V": {}, "Q": {}})
+            props = {
+                t: (proposals[(w.task.task_id, t)]["thought"], proposals[(w.task.task_id, t)]["action"])
+                for t in range(1, len(w.expert.steps) + 1)
+                if (w.task.task_id, t) in proposals
+            }
+            out[w.task.task_id] = judge_proposals(w.actions, entry["V"], props, entry["Q"], delta)
+        return out
+
+    def first_deviations(self) -> list[FirstDeviation]:
+        """Each task's first deviated proposal, in task order: what reflections and Dc are made from."""
+        proposals = self.proposals()
+        walks = {w.task.task_id: w for w in self.walks}
+        out = []
+        for task_id, verdicts in sorted(self.verdicts().items()):
+            first = next((v for v in verdicts if v.first), None)
+            if first is not None:
+                walk, proposal = walks[task_id], proposals[(task_id, first.step)]
+                out.append(FirstDeviation(walk, first.step, proposal, self.reflection_key(walk, first.step, proposal)))
+        return out
+
+    def reflection_key(self, walk: Walk, t: int, proposal: dict) -> str:
+        spec = self.recipe.reflection
+        backend = {"backend": spec.backend}
+        if spec.backend == "openai":
+            backend |= {"model": spec.model, "base_url": spec.base_url, "temperature": spec.temperature}
+        if spec.backend == "self":
+            backend |= {"policy": self.policy_id, "temperature": spec.temperature}
+        return unit_key(
+            "reflection",
+            REFLECTION_VERSION,
+            reflector=backend,
+            prefix=prefix_key(walk.task.task_id, walk.expert.steps[: t - 1]),
+            deviated=(proposal["thought"], proposal["action"]),
+            expert=walk.actions[t - 1],
+        )
+
+
+def engine_waiting(ctx: BuildContext) -> str | None:
+    """Why engine units cannot be listed yet: no expert walks, or no base agent (for ``plan``)."""
+    if not engine_of(ctx).walks:
+        return "after the expert stage"
+    if ctx.find(AgentHandle) is None:
+        return "after the warm-up"
+    return None
+
+
+def engine_of(ctx: BuildContext) -> Engine:
+    """The build's one engine view, derived on first use from the published outputs."""
+    return ctx.derive(Engine, Engine)

@@ -1,0 +1,112 @@
+"""The architecture, checked: layers import one way, no private names cross modules, functions stay short.
+
+Layers, lowest first (a module may import its own layer and those below it, never above):
+core → cache → backends (envs, policies, writers, importers) → recipe → training → episodes → stages →
+build → export → cli. ``steca_train`` (train/) sits on top and may import anything; ``steca_data`` never
+imports ``steca_train``.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from tests.conftest import REPO
+
+LAYERS = [
+    {"core"},
+    {"cache"},
+    {"envs", "policies", "writers", "importers"},
+    {"recipe"},
+    {"training"},
+    {"episodes"},
+    {"stages"},
+    {"build"},
+    {"export"},
+    {"cli"},
+]
+RANK = {pkg: i for i, layer in enumerate(LAYERS) for pkg in layer}
+MAX_FUNCTION_LINES = 80
+
+
+def _modules(root: str):
+    for path in sorted((REPO / root).rglob("*.py")):
+        yield path, ast.parse(path.read_text(), filename=str(path))
+
+
+def _runtime_nodes(tree: ast.AST):
+    """Every node except those under ``if TYPE_CHECKING:`` (type hints may name a higher layer)."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            stack.extend(node.orelse)
+            continue
+        yield node
+        stack.extend(ast.iter_child_nodes(node))
+
+
+def _imports(tree: ast.AST):
+    """(imported module, names) for every import that runs, including those inside functions."""
+    for node in _runtime_nodes(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.module, [a.name for a in node.names]
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, []
+
+
+def _layer(path: Path) -> str | None:
+    parts = path.relative_to(REPO / "steca_data").parts
+    return parts[0] if len(parts) > 1 else None
+
+
+def test_layers_import_downwards_only():
+    wrong = []
+    for path, tree in _modules("steca_data"):
+        own = _layer(path)
+        if own is None:
+            continue
+        for module, _ in _imports(tree):
+            parts = module.split(".")
+            if parts[0] == "steca_train":
+                wrong.append(f"{path.relative_to(REPO)} imports {module} (the data package never imports the trainer)")
+            elif parts[0] == "steca_data" and len(parts) > 1 and parts[1] in RANK and RANK[parts[1]] > RANK[own]:
+                wrong.append(f"{path.relative_to(REPO)} ({own}) imports {module} ({parts[1]} is a higher layer)")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_no_module_imports_another_modules_private_names():
+    wrong = []
+    for root in ("steca_data", "train"):
+        for path, tree in _modules(root):
+            for module, names in _imports(tree):
+                if module.split(".")[0] in ("steca_data", "steca_train"):
+                    private = [n for n in names if n.startswith("_") and not n.startswith("__")]
+                    wrong += [f"{path.relative_to(REPO)}: {module}.{n}" for n in private]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_no_function_is_longer_than_80_lines():
+    long = []
+    for root in ("steca_data", "train"):
+        for path, tree in _modules(root):
+            for node in ast.walk(tree):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    lines = node.end_lineno - node.lineno + 1
+                    if lines > MAX_FUNCTION_LINES:
+                        long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name} ({lines} lines)")
+    assert not long, "\n".join(long)
+
+
+def test_every_stage_module_fills_in_the_template():
+    """Stages are classes of ``Stage`` that declare a table and do not override the run loop, except import's
+    failure count."""
+    from steca_data.build.builder import compile_stages
+    from steca_data.recipe.model import load_recipe
+    from steca_data.stages.base import Stage
+
+    recipe = load_recipe(REPO / "recipes" / "quickstart.yaml")
+    for stage in compile_stages(recipe):
+        assert isinstance(stage, Stage) and stage.table
+        assert type(stage).plan is Stage.plan, f"{type(stage).__name__} rewrites plan()"
