@@ -18,6 +18,7 @@ from steca_data.envs.spec import EnvSpec
 PLUGINS: dict[str, str] = {
     "textworld_express": "steca_data.envs.textworld_express.plugin:TextWorldExpressPlugin",
     "alfworld": "steca_data.envs.alfworld.plugin:AlfworldPlugin",
+    "virtualhome": "steca_data.envs.virtualhome.plugin:VirtualHomePlugin",
 }
 
 

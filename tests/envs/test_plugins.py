@@ -69,17 +69,18 @@ def test_plugins_import_no_simulator():
 def test_unknown_and_missing_env_names_are_one_line_errors(tmp_path):
     path = tmp_path / "bad.yaml"
     line = _error_line(path, TOY)
-    assert line == f"{path}:3: env.name: unknown environment 'toy_corridor' (known: alfworld, textworld_express)"
+    known = "(known: alfworld, textworld_express, virtualhome)"
+    assert line == f"{path}:3: env.name: unknown environment 'toy_corridor' {known}"
     line = _error_line(path, TOY.replace("  name: toy_corridor\n", ""))
-    assert line == f"{path}:2: env.name: required field is missing (known: alfworld, textworld_express)"
+    assert line == f"{path}:2: env.name: required field is missing {known}"
 
 
 def test_env_fields_belong_to_their_environment(tmp_path):
     quickstart = REPO / "recipes" / "quickstart.yaml"
-    with pytest.raises(RecipeError, match=r"env\.data_dir: unknown field \(from --set\)"):
+    with pytest.raises(RecipeError, match=r"env\.data_dir: unknown field \(from --set env\.data_dir=games\)"):
         load_recipe(quickstart, ["env.data_dir=games"])
     alfworld = REPO / "recipes" / "alfworld.yaml"
-    with pytest.raises(RecipeError, match=r"env\.jvm_max_heap: unknown field \(from --set\)"):
+    with pytest.raises(RecipeError, match=r"env\.jvm_max_heap: unknown field \(from --set env\.jvm_max_heap=1g\)"):
         load_recipe(alfworld, ["env.jvm_max_heap=1g"])
 
 
@@ -130,12 +131,12 @@ def test_a_new_plugin_reports_its_errors_in_recipe_format(toy, tmp_path):
     path = tmp_path / "toy.yaml"
     line = _error_line(path, TOY.replace("length: 4", "length: 40"))
     assert line.startswith(f"{path}:4: env.length: Input should be less than or equal to 10")
-    line = _error_line(path, TOY.replace("count: 2}", "count: 2, start: 0, fold: train}"))
+    line = _error_line(path, TOY.replace("unseen: {fold: test, count: 2}", "unseen: {fold: train, count: 2}"))
     assert line.startswith(f"{path}:7: env.splits.unseen: overlaps splits.train in fold 'train'")
     line = _error_line(path, TOY, ("env.marker=missing",))
-    assert line == f"{path}: env.marker: no such marker"
+    assert line == f"{path}: env.marker: no such marker (from --set env.marker=missing)"
     line = _error_line(path, TOY.replace("toy_corridor", "toy_coridor"))
-    assert "unknown environment 'toy_coridor' (known: alfworld, textworld_express, toy_corridor)" in line
+    assert "unknown environment 'toy_coridor' (known: alfworld, textworld_express, toy_corridor, virtualhome)" in line
 
 
 def test_cli_takes_commands_from_plugins():

@@ -1,0 +1,44 @@
+"""VirtualHome as an environment plugin: the 518 scene-1 tasks of virtualhome-eval on its evolving graph.
+
+Only light modules load here (no simulator, no data): task listing reads ``tasks.json`` and the program
+texts; the simulator loads in ``backend``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from steca_data.core.schemas import Task
+from steca_data.envs.base import EnvBackend
+from steca_data.envs.plugin import EnvPlugin
+from steca_data.envs.spec import EnvSpec
+from steca_data.envs.virtualhome.actions import ACTION_TEMPLATES
+from steca_data.envs.virtualhome.backend import ENV_NAME, list_tasks
+from steca_data.envs.virtualhome.data import virtualhome_version
+from steca_data.envs.virtualhome.spec import VirtualHomeSpec
+from steca_data.envs.virtualhome.thoughts import PROMPT_VERSION, template_thought
+
+
+class VirtualHomePlugin(EnvPlugin):
+    name: ClassVar[str] = ENV_NAME
+    spec: ClassVar[type[EnvSpec]] = VirtualHomeSpec
+
+    def prompt_version(self, game: str) -> str:
+        return PROMPT_VERSION
+
+    def version(self) -> str:
+        return virtualhome_version()
+
+    def tasks(self, spec: EnvSpec, split_name: str) -> list[Task]:
+        return list_tasks(spec, split_name)
+
+    def backend(self, spec: EnvSpec) -> EnvBackend:
+        from steca_data.envs.virtualhome.backend import VirtualHomeBackend
+
+        return VirtualHomeBackend(spec)
+
+    def action_templates(self, game: str) -> list[str]:
+        return list(ACTION_TEMPLATES)
+
+    def template_thought(self, game: str, action: str, observation: str) -> str | None:
+        return template_thought(action, observation)
