@@ -6,14 +6,23 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from steca_data.cli.common import err
+from steca_data.cli.common import DEBUG_FLAG, entry_point, err
 from steca_data.cli.common import fail as _fail
 from steca_data.cli.common import recipe_or_exit as _recipe
 from steca_data.cli.common import reporter as _reporter
 from steca_data.training.quiet import quiet_transformers as _quiet_hf
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+
+@app.callback()
+def _options(
+    debug: bool = typer.Option(False, DEBUG_FLAG, help="Show tracebacks (also accepted after the command)."),
+) -> None:
+    """Global options (``--debug`` is handled by the entry point before the command runs)."""
+
 
 RecipeOption = typer.Option(..., "--recipe", "-r", help="Recipe YAML file.")
 SetOption = typer.Option([], "--set", help="Override a recipe field: --set sft.lr=1e-3 (repeatable).")
@@ -24,6 +33,13 @@ def _paths(r):
     from steca_train.paths import RecipePaths
 
     return RecipePaths(r)
+
+
+def _recipe_and_paths(recipe: Path, set_: list[str]):
+    """The validated recipe (or exit 2) and where its build keeps data and models; HF logging quieted."""
+    r = _recipe(recipe, set_)
+    _quiet_hf()
+    return r, _paths(r)
 
 
 @app.command()
@@ -41,11 +57,9 @@ def init_model_cmd(
     set_: list[str] = SetOption,
 ) -> None:
     """Train a byte-level BPE tokenizer on the built corpus and write a tiny Llama sized by `model:`."""
-    r = _recipe(recipe, set_)
-    _quiet_hf()
+    r, paths = _recipe_and_paths(recipe, set_)
     from steca_data.training.init_model import corpus_texts, init_model
 
-    paths = _paths(r)
     target = out or paths.init_model
     if not paths.dataset.is_dir():
         _fail(f"no built dataset at {paths.dataset}: run `steca-data build {recipe}` first")
@@ -54,7 +68,7 @@ def init_model_cmd(
         vocab, n_params = init_model(r.model, texts, target)
     except ValueError as exc:
         _fail(str(exc))
-    err.print(f"[green]wrote[/green] {target}: vocab {vocab}, {n_params / 1e6:.2f} M parameters")
+    err.print(f"[green]wrote[/green] {escape(str(target))}: vocab {vocab}, {n_params / 1e6:.2f} M parameters")
 
 
 @app.command()
@@ -67,14 +81,12 @@ def sft(
     set_: list[str] = SetOption,
 ) -> None:
     """Supervised fine-tuning (weighted NLL on assistant turns) on the recipe's built datasets."""
-    r = _recipe(recipe, set_)
-    _quiet_hf()
+    r, paths = _recipe_and_paths(recipe, set_)
     from transformers import AutoTokenizer
 
     from steca_data.training.data import load_rows, rows_to_examples
     from steca_data.training.trainer import plan_steps, train
 
-    paths = _paths(r)
     init = model or paths.sft_init
     target = out or paths.sft_out
     if not (init / "config.json").is_file():
@@ -110,7 +122,8 @@ def sft(
         )
     err.print(
         f"[green]trained[/green] {result.steps} steps in {result.seconds:.0f}s "
-        f"({result.tokens / max(result.seconds, 1e-9):.0f} tok/s), final loss {result.final_loss:.3f} → {target}"
+        f"({result.tokens / max(result.seconds, 1e-9):.0f} tok/s), final loss {result.final_loss:.3f} "
+        f"→ {escape(str(target))}"
         + (
             f" [yellow](stopped at sft.time_budget_s: {result.steps} of {n_steps} planned steps)[/yellow]"
             if result.stopped_early
@@ -124,11 +137,17 @@ def eval_cmd(
     recipe: Path = RecipeOption,
     model: str | None = typer.Option(None, "--model", help="Model dir (or served name for policy.backend openai)."),
     split: str = typer.Option("all", "--split", help="seen | unseen | all (eval.splits) | any split of the recipe."),
-    samples: int | None = typer.Option(None, "--samples", help="Sampled episodes per task (default eval.samples)."),
-    temperature: float | None = typer.Option(None, "--temperature", help="Sampling temperature (eval.temperature)."),
+    samples: int | None = typer.Option(
+        None, "--samples", min=0, max=1000, help="Sampled episodes per task (default eval.samples)."
+    ),
+    temperature: float | None = typer.Option(
+        None, "--temperature", max=2.0, help="Sampling temperature, > 0 (default eval.temperature)."
+    ),
     greedy: bool | None = typer.Option(None, "--greedy/--no-greedy", help="Also run greedy (default eval.greedy)."),
     policy: str | None = typer.Option(None, "--policy", help="random: the uniform-admissible-action floor."),
-    limit: int | None = typer.Option(None, "--limit", help="First N tasks of each split (default eval.limit)."),
+    limit: int | None = typer.Option(
+        None, "--limit", min=1, help="First N tasks of each split, N >= 1 (default eval.limit)."
+    ),
     out: Path | None = typer.Option(None, "--out", help="JSON report path (default <model or build>/eval/...)."),
     quiet: bool = QuietOption,
     set_: list[str] = SetOption,
@@ -137,6 +156,8 @@ def eval_cmd(
     import json
     import time
 
+    if temperature is not None and temperature <= 0:
+        _fail(f"--temperature must be > 0 (got {temperature}); greedy decoding is --greedy", 2)
     r = _recipe(recipe, set_)
     if policy not in (None, "random"):
         _fail(f"--policy must be 'random' (got {policy!r}); models are chosen with --model / policy.backend", 2)
@@ -150,8 +171,6 @@ def eval_cmd(
     unknown = [s for s in splits if s not in r.env.splits]
     if unknown:
         _fail(f"{recipe}: split {unknown[0]!r} is not in env.splits ({', '.join(r.env.splits)})", 2)
-    if samples is not None and samples < 0 or temperature is not None and temperature <= 0:
-        _fail("--samples must be >= 0 and --temperature > 0", 2)
     _quiet_hf()
     from steca_data.policies.base import sampling_params
     from steca_data.policies.factory import make_policy
@@ -180,19 +199,24 @@ def eval_cmd(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=1))
     _print_results(results, doc)
-    err.print(f"report: {out}; episodes in {r.cache_path} (source 'eval', policy_id '{agent.policy_id}')")
+    err.print(
+        escape(f"report: {out}; episodes in {r.cache_path} (source 'eval', policy_id '{agent.policy_id}')"),
+        soft_wrap=True,
+    )
 
 
 def _print_results(results, doc) -> None:
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=f"{doc['recipe']} · {doc['policy_id']} · {doc['prompt_version']} · ≤{doc['max_steps']} steps")
+    title = f"{doc['recipe']} · {doc['policy_id']} · {doc['prompt_version']} · ≤{doc['max_steps']} steps"
+    table = Table(title=Text(title))
     for col in ("split", "mode", "episodes", "avg reward [95% CI]", "success [95% CI]", "steps", "invalid", "unparsed"):
         table.add_column(col, justify="left" if col in ("split", "mode") else "right")
     for x in results:
         table.add_row(
-            x.split,
-            x.mode,
+            Text(x.split),
+            Text(x.mode),
             str(x.episodes),
             f"{x.avg_reward:.3f} [{x.avg_reward_ci95[0]:.2f}, {x.avg_reward_ci95[1]:.2f}]",
             f"{x.success_rate:.0%} [{x.success_ci95[0]:.0%}, {x.success_ci95[1]:.0%}]",
@@ -214,7 +238,7 @@ def merge(
 
     if not (adapter / "adapter_config.json").is_file():
         _fail(f"{adapter}: no adapter_config.json (not a LoRA adapter)")
-    err.print(f"[green]merged[/green] → {merge_lora(adapter, out)}")
+    err.print(f"[green]merged[/green] → {escape(str(merge_lora(adapter, out)))}")
 
 
 from steca_train.cli_reinforce import experiment_cmd, reinforce_cmd  # noqa: E402 (issue 6 commands, kept in their own module)
@@ -222,5 +246,11 @@ from steca_train.cli_reinforce import experiment_cmd, reinforce_cmd  # noqa: E40
 app.command("reinforce")(reinforce_cmd)
 app.command("experiment")(experiment_cmd)
 
+
+def main() -> None:
+    """The ``steca-train`` console script: the app under the one error policy (``cli.common.run_app``)."""
+    entry_point(app, "steca-train")
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -6,6 +6,9 @@ Layout of a build directory::
     dataset/                DatasetDict saved with save_to_disk, one key per dataset (expert, dc, de, ds)
     parquet/<name>.parquet  the same rows as parquet
     README.md               dataset card (also copied into dataset/): recipe, versions, counts, lengths
+    recipe.yaml             the resolved recipe
+
+The four are written together into a staging folder and switched in as one unit (``build.switch``).
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,7 @@ from pathlib import Path
 import yaml
 
 from steca_data import __version__
+from steca_data.build.switch import recover, staging_dir, switch
 from steca_data.core.schema_io import to_hf_dataset
 from steca_data.recipe.model import Recipe
 
@@ -56,6 +59,11 @@ def _length_stats(rows: list[dict]) -> dict[str, float]:
     }
 
 
+def card_head(header: dict, title: str) -> list[str]:
+    """A Hugging Face dataset card's first lines: YAML front matter (configs, tags), then the title."""
+    return ["---", yaml.safe_dump(header, sort_keys=False).strip(), "---", "", f"# {title}", ""]
+
+
 def dataset_card(recipe: Recipe, datasets: dict[str, list[dict]], env_version: str, fingerprint: str) -> str:
     header = {
         "configs": [
@@ -64,12 +72,7 @@ def dataset_card(recipe: Recipe, datasets: dict[str, list[dict]], env_version: s
         "tags": ["steca", "agents", "trajectories", "text-games"],
     }
     lines = [
-        "---",
-        yaml.safe_dump(header, sort_keys=False).strip(),
-        "---",
-        "",
-        f"# {recipe.name}",
-        "",
+        *card_head(header, recipe.name),
         recipe.description or "Step-level agent training data built with steca-data.",
         "",
         f"- built by steca-data {__version__}; recipe fingerprint `{recipe.fingerprint()}`; "
@@ -102,10 +105,28 @@ def dataset_card(recipe: Recipe, datasets: dict[str, list[dict]], env_version: s
     return "\n".join(lines)
 
 
+def _write_set(staging: Path, recipe: Recipe, dd, card: str) -> list[str]:
+    """Every output of one build into ``staging``; returns the entry names written."""
+    names = []
+    if "arrow" in recipe.output.formats:
+        dd.save_to_disk(str(staging / "dataset"), num_shards={name: 1 for name in dd})  # empty splits get a shard
+        (staging / "dataset" / "README.md").write_text(card)
+        names.append("dataset")
+    if "parquet" in recipe.output.formats:
+        (staging / "parquet").mkdir()
+        for name, ds in dd.items():
+            ds.to_parquet(str(staging / "parquet" / f"{name}.parquet"))
+        names.append("parquet")
+    (staging / "README.md").write_text(card)
+    (staging / "recipe.yaml").write_text(yaml.safe_dump(recipe.content(), sort_keys=False))
+    return [*names, "README.md", "recipe.yaml"]
+
+
 def write_outputs(
     recipe: Recipe, datasets: dict[str, list[dict]], env_version: str, previous: str | None
 ) -> OutputResult:
-    """Write everything atomically (tmp dir, then rename); skip when rows are unchanged and present."""
+    """Write dataset, parquet, card and recipe as one set (staged, then switched in by renames: a kill leaves
+    the old set or the new one); skip when the rows are unchanged and the set is present."""
     from datasets import DatasetDict
     from datasets.utils.logging import disable_progress_bar
 
@@ -114,31 +135,16 @@ def write_outputs(
     build = recipe.build_dir
     fingerprint = rows_fingerprint(datasets)
     counts = {name: len(rows) for name, rows in datasets.items()}
+    recover(build)
     targets = {"arrow": build / "dataset", "parquet": build / "parquet"}
-    wanted = [targets[f] for f in recipe.output.formats]
+    wanted = [targets[f] for f in recipe.output.formats] + [build / "README.md"]
     if previous == fingerprint and all(p.exists() for p in wanted):
         return OutputResult(False, fingerprint, counts)
 
     dd = DatasetDict({name: to_hf_dataset(name, rows) for name, rows in datasets.items()})
     card = dataset_card(recipe, datasets, env_version, fingerprint)
-    build.mkdir(parents=True, exist_ok=True)
-    if "arrow" in recipe.output.formats:
-        tmp = build / "dataset.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        dd.save_to_disk(str(tmp), num_shards={name: 1 for name in dd})  # an empty split still gets a shard
-        (tmp / "README.md").write_text(card)
-        shutil.rmtree(targets["arrow"], ignore_errors=True)
-        tmp.rename(targets["arrow"])
-    if "parquet" in recipe.output.formats:
-        tmp = build / "parquet.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        for name, ds in dd.items():
-            ds.to_parquet(str(tmp / f"{name}.parquet"))
-        shutil.rmtree(targets["parquet"], ignore_errors=True)
-        tmp.rename(targets["parquet"])
-    (build / "README.md").write_text(card)
-    (build / "recipe.yaml").write_text(yaml.safe_dump(recipe.content(), sort_keys=False))
+    staging = staging_dir(build)
+    switch(build, _write_set(staging, recipe, dd, card))
     return OutputResult(True, fingerprint, counts)
 
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
+from steca_data.cache.errors import explain
 from steca_data.core.schemas import Task, Trajectory
 
 CACHE_FORMAT = "1"
@@ -162,22 +164,38 @@ class Cache:
 
     def __init__(self, path: str | Path, read_only: bool = False, flush_every_s: float = 0.25):
         self.path = Path(path)
-        if not read_only:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.con = duckdb.connect(str(self.path), read_only=read_only)
         self.flush_every_s = flush_every_s
         self._pending: dict[str, list[dict]] = {}
         self._last_flush = time.monotonic()
+        try:
+            if not read_only:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.con = duckdb.connect(str(self.path), read_only=read_only)
+        except (duckdb.Error, OSError) as exc:
+            raise explain(exc, self.path) or exc from None
         if not read_only:
-            for ddl, _ in TABLES.values():
-                self.con.execute(ddl)
-            for ddl, _ in VIEWS.values():
-                self.con.execute(ddl)
-            self.set_meta("cache_format", CACHE_FORMAT)
+            try:
+                for ddl, _ in TABLES.values():
+                    self.con.execute(ddl)
+                for ddl, _ in VIEWS.values():
+                    self.con.execute(ddl)
+                self.set_meta("cache_format", CACHE_FORMAT)
+            except duckdb.Error as exc:
+                self.con.close()
+                raise explain(exc, self.path) or exc from None
+
+    @classmethod
+    def for_reading(cls, path: str | Path) -> Cache:
+        """A read-only handle on ``path``, or an empty in-memory cache when there is none yet: what ``plan``
+        and readers use, so looking never creates or locks a file for writing."""
+        if Path(path).is_file():
+            return cls(path, read_only=True)
+        return cls(":memory:")
 
     # ------------------------------------------------------------------------------------------ writing
     def _add(self, table: str, rows: list[dict]) -> None:
-        self._pending.setdefault(table, []).extend(rows)
+        if rows:  # an empty Arrow table has no columns to insert
+            self._pending.setdefault(table, []).extend(rows)
 
     def _maybe_flush(self) -> None:
         if time.monotonic() - self._last_flush >= self.flush_every_s:
@@ -199,13 +217,23 @@ class Cache:
         if not self._pending:
             return
         pending, self._pending = self._pending, {}
-        self.con.execute("BEGIN TRANSACTION")
-        try:
+        with self._transaction():
             for table, rows in pending.items():
                 self._insert(table, rows, "INSERT OR IGNORE")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One transaction; on failure the *cause* is raised (DuckDB may have rolled back already, and its
+        "cannot rollback - no transaction is active" would hide a full disk), explained when it can be."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield
             self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
+        except BaseException as exc:
+            with suppress(duckdb.Error):
+                self.con.execute("ROLLBACK")
+            if isinstance(exc, duckdb.Error | OSError) and (explained := explain(exc, self.path)) is not None:
+                raise explained from exc
             raise
 
     # -------------------------------------------------------------------------------------------- meta
@@ -321,7 +349,13 @@ class Cache:
         )
 
     def clear_failure(self, key: str) -> None:
-        self.con.execute("DELETE FROM failures WHERE key = ?", [key])
+        self.clear_failures([key])
+
+    def clear_failures(self, keys: list[str]) -> None:
+        """Forget the recorded failures of units that have now been stored."""
+        if keys:
+            self.flush()
+            self.con.execute("DELETE FROM failures WHERE key IN (SELECT unnest(?))", [list(keys)])
 
     # --------------------------------------------------------------------------------------- artifacts
     def put_artifact(self, key: str, kind: str, path: str | Path, data: dict) -> None:
@@ -332,11 +366,13 @@ class Cache:
         )
 
     def get_artifact(self, key: str) -> dict | None:
-        """The record of a file-valued unit, or None when absent or its files were deleted since."""
-        row = self.sql("SELECT path, data FROM artifacts WHERE key = ?", [key]).fetchone()
-        if row is None or not Path(row[0]).exists():
+        """The record of a file-valued unit, or None when absent or its files were deleted since.
+
+        (DuckDB 2.0: a ``fetchone()`` leaves the result open and the next Arrow ``register`` fails.)"""
+        rows = self.sql("SELECT path, data FROM artifacts WHERE key = ?", [key]).fetchall()  # fetchall: see below
+        if not rows or not Path(rows[0][0]).exists():
             return None
-        return json.loads(row[1])
+        return json.loads(rows[0][1])
 
     def put_import_errors(self, source: str, errors: list[tuple[int, str | None, str]]) -> None:
         self.flush()
@@ -354,15 +390,10 @@ class Cache:
     def replace_rows(self, table: str, rows: list[dict], where: str = "TRUE", params: list | None = None) -> None:
         """Delete what ``where`` selects and insert ``rows``, in one transaction (derived tables)."""
         self.flush()
-        self.con.execute("BEGIN TRANSACTION")
-        try:
+        with self._transaction():
             self.con.execute(f"DELETE FROM {table} WHERE {where}", params or [])
             if rows:
                 self._insert(table, rows, "INSERT")
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
 
     def close(self) -> None:
         try:

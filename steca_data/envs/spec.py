@@ -8,11 +8,11 @@ error's location, so every problem reads ``file:line: env.sub.path: message``.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
+from steca_data.core.section import Section
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+_Section = Section  # unknown fields rejected, booleans are not numbers
 
 
 class SplitSpec(_Section):
@@ -52,14 +52,18 @@ def check_folds(splits: dict[str, SplitSpec], folds: list[str] | tuple[str, ...]
 
 
 def check_no_overlap(splits: dict[str, SplitSpec]) -> None:
-    """Blocks of one fold must not overlap: a held-out split must never share tasks with training."""
+    """Blocks of one fold must not overlap: a held-out split must never share tasks with training.
+
+    The error names the held-out split (not ``train``), whichever comes first in the file, so it points at
+    the block to move."""
     seen: dict[str, list[tuple[str, range]]] = {}
     for name, split in splits.items():
         block = range(split.start, split.start + split.count)
         for other, rng in seen.get(split.fold, []):
             if block.start < rng.stop and rng.start < block.stop:
+                held_out, trained = (other, name) if name == "train" else (name, other)
                 raise ValueError(
-                    f"splits.{name}: overlaps splits.{other} in fold {split.fold!r} "
+                    f"splits.{held_out}: overlaps splits.{trained} in fold {split.fold!r} "
                     "(held-out tasks must not be trained on)"
                 )
         seen.setdefault(split.fold, []).append((name, block))

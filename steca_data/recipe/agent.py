@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from steca_data.core.section import Section
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+_Section = Section  # unknown fields rejected, booleans are not numbers
 
 
 class ModelSpec(_Section):

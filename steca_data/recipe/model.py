@@ -13,10 +13,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     SerializeAsAny,
     ValidationError,
@@ -26,15 +23,17 @@ from pydantic import (
 )
 
 from steca_data.core.errors import RecipeError
+from steca_data.core.section import Section
 from steca_data.envs.registry import UnknownEnvironment, plugin, plugin_names
 from steca_data.envs.spec import EnvSpec
 from steca_data.recipe.agent import EvalSpec, ModelSpec, PolicySpec, SFTSpec
+from steca_data.recipe.checks import recipe_problems
 from steca_data.recipe.engine import ChatModelSpec, DeviationSpec, ProposalSpec, ReflectionSpec, RewardSpec, RolloutSpec
+from steca_data.recipe.messages import Origin, format_validation
 from steca_data.recipe.reinforce import ExperimentSpec, ReinforceSpec
+from steca_data.recipe.yaml_io import YamlProblem, load_yaml, parse_value, read_text
 
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+_Section = Section  # unknown fields rejected, booleans are not numbers
 
 
 class ThoughtSpec(ChatModelSpec):
@@ -70,6 +69,17 @@ class OutputSpec(_Section):
     private: bool = True
 
 
+class FailureSpec(_Section):
+    """What a build does with units that fail: an environment crash, an HTTP error, an unsolvable task."""
+
+    retry: bool = Field(True, description="Compute units that failed in an earlier build again; false: final.")
+    max_rate: float = Field(
+        0.05, ge=0.0, le=1.0, description="Exit 1 when more than this fraction of a stage's units fail."
+    )
+    attempts: int = Field(3, ge=1, le=10, description="Tries within a build for transient failures (crash, HTTP).")
+    backoff_s: float = Field(2.0, ge=0.0, le=600.0, description="Wait before the first retry; doubles each time.")
+
+
 DatasetName = Literal["expert", "dc", "de", "ds"]
 
 
@@ -82,6 +92,7 @@ class Recipe(_Section):
     prompt: PromptSpec = Field(default_factory=PromptSpec)
     datasets: list[DatasetName] = Field(default_factory=lambda: ["expert"])
     output: OutputSpec = Field(default_factory=OutputSpec)
+    failures: FailureSpec = Field(default_factory=FailureSpec)
     # the base agent: a model to make (model, sft) or to load, how it plays (policy), how it is judged (eval)
     model: ModelSpec = Field(default_factory=ModelSpec)
     policy: PolicySpec = Field(default_factory=PolicySpec)
@@ -145,7 +156,7 @@ class Recipe(_Section):
     def fingerprint(self) -> str:
         """Hash of everything that shapes the data (not where it is written, nor the description)."""
         # agent training, evaluation and experiment settings shape no data
-        skip = ("output", "description", "model", "sft", "eval", "reinforce", "experiment")
+        skip = ("output", "failures", "description", "model", "sft", "eval", "reinforce", "experiment")
         content = {k: v for k, v in self.content().items() if k not in skip}
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -153,113 +164,96 @@ class Recipe(_Section):
 # ----------------------------------------------------------------------------------------------- loading
 
 
-def _line_index(text: str) -> dict[tuple[str, ...], int]:
-    """Map YAML paths to 1-based line numbers, so errors can point at the line."""
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError:
-        return {}
-    index: dict[tuple[str, ...], int] = {}
-
-    def walk(node: yaml.Node, path: tuple[str, ...]) -> None:
-        index[path] = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                child = (*path, str(key.value))
-                index[child] = key.start_mark.line + 1
-                walk(value, child)
-                index[child] = key.start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                walk(item, (*path, str(i)))
-
-    if root is not None:
-        walk(root, ())
-    return index
-
-
-def _set_path(data: dict, dotted: str, value: Any, where: str) -> None:
+def _set_path(data: dict, dotted: str, value: Any, item: str) -> None:
     keys = dotted.split(".")
-    node = data
-    for i, key in enumerate(keys[:-1]):
-        child = node.get(key)
-        if child is None:
-            child = node[key] = {}
-        if not isinstance(child, dict):
-            raise RecipeError([f"{where}: {'.'.join(keys[: i + 1])} is not a mapping, cannot set {dotted}"])
-        node = child
-    node[keys[-1]] = value
+    if not all(k.strip() for k in keys):
+        raise ValueError(f"--set {item}: {dotted!r} is not a field path (e.g. env.max_steps=40)")
+    node: Any = data
+    for i, key in enumerate(keys):
+        last = i == len(keys) - 1
+        if isinstance(node, list) and key.isdigit() and int(key) < len(node):  # datasets.1=dc
+            if last:
+                node[int(key)] = value
+            node = node[int(key)]
+            continue
+        if not isinstance(node, dict):
+            raise ValueError(f"--set {item}: {'.'.join(keys[:i])} is not a mapping, cannot set {dotted}")
+        if last:
+            node[key] = value
+        elif node.get(key) is None:
+            node[key] = {}
+        node = node.get(key)
 
 
-def _describe(err: dict) -> str:
-    kind = err["type"]
-    if kind == "extra_forbidden":
-        return "unknown field"
-    if kind == "missing":
-        return "required field is missing"
-    msg = err["msg"]
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, ") :]
-    if kind not in ("value_error",) and "input" in err:
-        shown = repr(err["input"])
-        if len(shown) <= 60:
-            msg += f" (got {shown})"
-    return msg
+def _apply_overrides(data: dict, overrides: list[str] | tuple[str, ...], origin: Origin) -> None:
+    """``--set a.b=value`` (value read as YAML) into the parsed recipe; remembered for error lines."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise RecipeError([f"{origin.where}: --set {item!r}: expected KEY=VALUE, e.g. env.max_steps=40"])
+        key = key.strip()
+        try:
+            _set_path(data, key, parse_value(raw), item)
+        except ValueError as exc:
+            raise RecipeError([f"{origin.where}: {exc}"]) from None
+        origin.overrides[key] = item
 
 
-def _format_errors(exc: ValidationError, where: str, lines: dict[tuple[str, ...], int], set_keys: set[str]):
-    out = []
-    for err in exc.errors():
-        loc = tuple(str(p) for p in err["loc"])
-        msg = _describe(err)
-        # model-level validators report "sub.path: message"; fold the sub path into the location
-        if err["type"] == "value_error" and ": " in msg and not msg.startswith(" "):
-            head, rest = msg.split(": ", 1)
-            if " " not in head:
-                loc, msg = (*loc, *head.split(".")), rest
-        dotted = ".".join(loc) or "(top level)"
-        line = next((lines[loc[:k]] for k in range(len(loc), 0, -1) if loc[:k] in lines), None)
-        origin = " (from --set)" if any(dotted == k or dotted.startswith(k + ".") for k in set_keys) else ""
-        prefix = f"{where}:{line}" if line and not origin else where
-        out.append(f"{prefix}: {dotted}: {msg}{origin}")
-    return out
+def _read(path: Path, origin: Origin) -> dict:
+    """The recipe file as a mapping, each problem a ``RecipeError`` line with its line number."""
+    where = origin.where
+    if not path.exists():
+        raise RecipeError([f"{where}: recipe file not found"])
+    try:
+        data, origin.lines = load_yaml(read_text(path))
+    except YamlProblem as exc:
+        line = f":{exc.line}" if exc.line else ""
+        field = f" {'.'.join(exc.path)}:" if exc.path else ""
+        raise RecipeError([f"{where}{line}:{field} {exc.message}"]) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise RecipeError([f"{where}: a recipe must be a mapping of sections, got {type(data).__name__}"])
+    return data
+
+
+def _check(recipe: Recipe, origin: Origin) -> None:
+    """Checks that need files or the environment plugin; the first problem found is reported."""
+    problems = recipe_problems(recipe)
+    if problems:
+        raise RecipeError([origin.problem(dotted, message) for dotted, message in problems])
+    try:
+        plugin(recipe.env.name).prepare(recipe.env, recipe.resolve, origin.where)
+    except RecipeError as exc:  # "file: env.x: message" from the plugin: add the field's line
+        raise RecipeError([_locate(line, origin) for line in exc.lines]) from None
+
+
+def _locate(line: str, origin: Origin) -> str:
+    head = f"{origin.where}: "
+    if not line.startswith(head):
+        return line
+    dotted, sep, message = line[len(head) :].partition(": ")
+    if not sep or " " in dotted or not dotted.startswith("env"):
+        return line
+    return origin.problem(dotted, message)
 
 
 def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
-    """Read, override (``a.b=value``, value parsed as YAML) and validate a recipe file."""
+    """Read, override (``a.b=value``, value parsed as YAML) and validate a recipe file.
+
+    Raises ``RecipeError`` (one line per problem) for anything knowable before work: unreadable or
+    malformed YAML, duplicate keys, alias bombs, unknown fields, bad values, missing files and models.
+    """
     path = Path(path)
-    where = str(path)
-    if not path.is_file():
-        raise RecipeError([f"{where}: recipe file not found"])
-    text = path.read_text()
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        loc = f":{mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise RecipeError([f"{where}{loc}: invalid YAML: {problem}"]) from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise RecipeError([f"{where}: a recipe must be a mapping of sections, got {type(data).__name__}"])
-    set_keys = set()
-    for item in overrides:
-        if "=" not in item:
-            raise RecipeError([f"{where}: --set {item!r}: expected KEY=VALUE, e.g. env.max_steps=40"])
-        key, raw = item.split("=", 1)
-        try:
-            value = yaml.safe_load(raw) if raw != "" else ""
-        except yaml.YAMLError:
-            value = raw
-        _set_path(data, key.strip(), value, f"{where}: --set {key}")
-        set_keys.add(key.strip())
+    origin = Origin(str(path))
+    data = _read(path, origin)
+    _apply_overrides(data, overrides, origin)
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as exc:
-        raise RecipeError(_format_errors(exc, where, _line_index(text), set_keys)) from None
+        raise RecipeError(format_validation(exc, origin)) from None
+    except RecursionError:
+        raise RecipeError([f"{origin.where}: (top level): nested too deeply"]) from None
     recipe.source_path = path.resolve()
-    plugin(recipe.env.name).prepare(recipe.env, recipe.resolve, where)
-    if recipe.experts.source == "sharegpt" and not recipe.resolve(recipe.experts.path).is_file():
-        raise RecipeError([f"{where}: experts.path: file not found: {recipe.resolve(recipe.experts.path)}"])
+    _check(recipe, origin)
     return recipe

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from steca_data.core.section import Section
 from steca_data.recipe.agent import SFTSpec
 
 METHODS = ("sft", "rft", "steca-sft", "steca-dpo", "steca")
 Method = Literal["sft", "rft", "steca-sft", "steca-dpo", "steca"]
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+_Section = Section  # unknown fields rejected, booleans are not numbers
 
 
 class DPOSpec(_Section):

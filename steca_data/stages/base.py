@@ -2,9 +2,14 @@
 
 A stage declares four things: its *units* (each with a content key), the table its rows live in, how to
 *compute* a batch of units (calling ``emit`` as each one finishes) and how to *store* one result. The run
-loop — cache lookup, progress, storing, failures, the kill switch — is written once, here, and serves every
-build stage and evaluation alike (datatrove's ``PipelineStep`` is the model: a filter writes only
-``filter(doc)``).
+loop — cache lookup, progress, storing, failures and their retries, the kill switch — is written once, here,
+and serves every build stage and evaluation alike (datatrove's ``PipelineStep`` is the model: a filter
+writes only ``filter(doc)``).
+
+Failures: a transient one (the simulator died, a connection dropped, a server said 429/5xx) is retried
+within the build, after a backoff and with a fresh environment, up to ``failures.attempts`` times; what
+still fails goes to the ``failures`` table with its error, counts against ``failures.max_rate``, and is
+computed again by the next build unless the recipe says ``failures.retry: false``.
 
 Stages never reach into each other: what one stage makes for the next is a typed *output* (``output``),
 which the executor publishes on the context and later stages ``ctx.get`` by type. An output is computable
@@ -13,22 +18,24 @@ from the cache alone, so ``plan`` can show later stages as if earlier ones had r
 
 from __future__ import annotations
 
-import os
-import signal
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, ClassVar, TypeVar
 
+from rich.markup import escape
+
 from steca_data.cache.store import Cache
+from steca_data.core.failures import describe, is_transient
 from steca_data.core.progress import Reporter
 from steca_data.core.schemas import Task
 from steca_data.envs import EnvBackend
 from steca_data.envs.registry import env_version, list_tasks, make_backend
 from steca_data.recipe.model import Recipe
+from steca_data.stages.faults import Faults
 
-KILL_AFTER_ENV = "STECA_DATA_KILL_AFTER_UNITS"
 T = TypeVar("T")
 
 
@@ -38,6 +45,7 @@ class StagePlan:
     total: int
     cached: int
     note: str = ""
+    failed: int = 0  # units that failed in an earlier build and are not stored (retried unless told not to)
 
     @property
     def to_compute(self) -> int:
@@ -49,8 +57,15 @@ class StageResult:
     stage: str
     computed: int = 0
     cached: int = 0
-    failed: int = 0
+    failed: int = 0  # what the summary reports (a stage may add e.g. skipped records)
     notes: list[str] = field(default_factory=list)
+    units: int = 0  # units the stage lists
+    unit_failures: int = 0  # of those, units that failed in this build after retries
+    first_error: str = ""
+
+    @property
+    def failure_rate(self) -> float:
+        return self.unit_failures / self.units if self.units else 0.0
 
 
 @dataclass(frozen=True)
@@ -76,12 +91,11 @@ class BuildContext:
         self.recipe = recipe
         self.cache = cache
         self.reporter = reporter or Reporter(quiet=True)
-        self.retry_failed = retry_failed
+        # units recorded as failed by an earlier build are computed again, unless the recipe says not to
+        self.retry_failed = retry_failed or recipe.failures.retry
         self._backend: EnvBackend | None = None
         self._outputs: dict[type, object] = {}
-        self._units_done = 0
-        kill_after = os.environ.get(KILL_AFTER_ENV)
-        self._kill_after = int(kill_after) if kill_after else None
+        self.faults = Faults()
 
     # ------------------------------------------------------------------------------------ stage outputs
     def publish(self, value: object) -> None:
@@ -105,12 +119,8 @@ class BuildContext:
 
     # -------------------------------------------------------------------------------------------- units
     def unit_done(self) -> None:
-        """Called after each unit is stored. ``STECA_DATA_KILL_AFTER_UNITS=N`` SIGKILLs the process after N
-        units: the fault injection the resume tests use, as real as a crash gets."""
-        self._units_done += 1
-        if self._kill_after is not None and self._units_done >= self._kill_after:
-            self.cache.flush()
-            os.kill(os.getpid(), signal.SIGKILL)
+        """Called after each unit is stored; fires the injected faults of ``stages.faults`` (tests)."""
+        self.faults.unit_stored(self.cache.flush)
 
     # ------------------------------------------------------------------------------------- environment
     @property
@@ -126,7 +136,12 @@ class BuildContext:
         """Started on first use, so a fully cached build never launches a simulator."""
         if self._backend is None:
             self._backend = make_backend(self.recipe.env)
+            self.faults.environment_started()
         return self._backend
+
+    def restart_environment(self) -> None:
+        """Drop the simulator (it may have crashed); the next use starts a fresh one."""
+        self.close()
 
     def close(self) -> None:
         if self._backend is not None:
@@ -170,6 +185,7 @@ class Stage(ABC):
         """Cheap bookkeeping before units are listed (e.g. registering the recipe's tasks)."""
 
     def done(self, ctx: BuildContext, keys: list[str]) -> set[str]:
+        """Keys that need no computing: stored, or failed before when failures are final (retry: false)."""
         done = ctx.cache.existing(self.table, keys)
         if self.records_failures and not ctx.retry_failed:
             done |= ctx.cache.existing("failures", keys)
@@ -181,32 +197,75 @@ class Stage(ABC):
         if waiting:
             return StagePlan(self.name, 0, 0, waiting)
         keys = [u.key for u in self.units(ctx)]
-        return StagePlan(self.name, len(keys), len(self.done(ctx, keys)), self.note(ctx))
+        failed = ctx.cache.existing("failures", keys) - ctx.cache.existing(self.table, keys)
+        note = self.note(ctx)
+        if failed:
+            retry = "will retry" if ctx.retry_failed else "not retried (failures.retry: false)"
+            note = "; ".join(filter(None, [f"{len(failed)} failed last time, {retry}", note]))
+        return StagePlan(self.name, len(keys), len(self.done(ctx, keys)), note, failed=len(failed))
 
     def run(self, ctx: BuildContext) -> StageResult:
         self.prepare(ctx)
         units = self.units(ctx)
         done = self.done(ctx, [u.key for u in units])
         todo = [u for u in units if u.key not in done]
-        result = StageResult(self.name, cached=len(units) - len(todo))
+        result = StageResult(self.name, cached=len(units) - len(todo), units=len(units))
         if not todo:
             return result
         with ctx.reporter.track(self.label or self.name, len(todo), self.unit_name) as advance:
-
-            def emit(unit: Unit, value: Any) -> None:
-                if isinstance(value, BaseException):
-                    if not self.records_failures:
-                        raise value
-                    ctx.cache.put_failure(self.name, unit.key, unit.task_id, f"{type(value).__name__}: {value}")
-                    result.failed += 1
-                else:
-                    if ctx.retry_failed:
-                        ctx.cache.clear_failure(unit.key)
-                    ok = self.store(ctx, unit, value)
-                    result.computed += int(ok)
-                    result.failed += int(not ok)
-                ctx.unit_done()
-                advance()
-
-            self.compute(ctx, todo, emit)
+            attempts = ctx.recipe.failures.attempts
+            for attempt in range(1, attempts + 1):
+                todo, error = self._attempt(ctx, todo, result, advance, final=attempt == attempts)
+                if not todo:
+                    break
+                wait = ctx.recipe.failures.backoff_s * 2 ** (attempt - 1)
+                ctx.reporter.info(
+                    f"{self.name}: {len(todo)} unit(s) failed ({escape(error)}); retrying with a fresh environment "
+                    f"in {wait:.0f}s (attempt {attempt + 1} of {attempts})"
+                )
+                ctx.restart_environment()
+                time.sleep(wait)
         return result
+
+    def _attempt(self, ctx: BuildContext, todo: list[Unit], result: StageResult, advance, final: bool):
+        """Compute ``todo`` once; returns the units that failed transiently (to try again) and their error."""
+        retry: dict[str, Unit] = {}
+        emitted: set[str] = set()
+        recovered: list[str] = []
+        transient = [""]
+
+        def emit(unit: Unit, value: Any) -> None:
+            emitted.add(unit.key)
+            if isinstance(value, BaseException):
+                if not final and is_transient(value):
+                    retry[unit.key] = unit
+                    transient[0] = transient[0] or describe(value)
+                    return
+                if not self.records_failures:
+                    raise value
+                ctx.cache.put_failure(self.name, unit.key, unit.task_id, describe(value, 2000))
+                result.first_error = result.first_error or describe(value)
+                result.failed += 1
+                result.unit_failures += 1
+            else:
+                ok = self.store(ctx, unit, value)
+                recovered.append(unit.key)
+                result.computed += int(ok)
+                if not ok:  # stored, with a failed status (e.g. an unusable reply): counts as failed
+                    result.first_error = result.first_error or f"stored as failed in the {self.table} table"
+                    result.failed += 1
+                    result.unit_failures += 1
+            ctx.unit_done()
+            advance()
+
+        try:
+            self.compute(ctx, todo, emit)
+        except Exception as exc:  # noqa: BLE001 - a crash of the whole batch: its unfinished units failed
+            if not is_transient(exc) or not self.records_failures and final:
+                raise
+            for unit in todo:
+                if unit.key not in emitted:
+                    emit(unit, exc)
+        finally:
+            ctx.cache.clear_failures(recovered)
+        return list(retry.values()), transient[0]

@@ -166,5 +166,12 @@ def test_environment_failures_are_recorded_not_fatal(tmp_path):
             ctx.close()
         ((task_id, error),) = cache.sql("select task_id, error from failures").fetchall()
     assert (gold.computed, gold.failed, expert.computed) == (3, 1, 3)
-    assert again.to_compute == 0, "a recorded failure is not retried unless --retry-failed"
+    assert (again.to_compute, again.failed) == (1, 1), "a recorded failure is retried by the next build"
+    assert "1 failed last time, will retry" in again.note
     assert task_id == broken.task_id and "numLocations" in error
+    final = load_recipe(write_recipe(tmp_path, train=3, failures={"retry": False}))
+    with Cache(final.cache_path) as cache:
+        ctx = BuildContext(final, cache, Reporter(quiet=True))
+        ctx.tasks = {**ctx.tasks, "train": [*ctx.tasks["train"], broken]}
+        kept = GoldStage().plan(ctx)
+    assert (kept.to_compute, kept.failed) == (0, 1), "failures.retry: false makes a failure final"

@@ -98,7 +98,7 @@ def test_set_overrides(tmp_path):
     assert str(r.build_dir) == "/tmp/x" and str(r.cache_path) == "/tmp/x/cache.duckdb"
     with pytest.raises(RecipeError) as info:
         load_recipe(recipe, ["env.max_stpes=3"])
-    assert info.value.lines == [f"{recipe}: env.max_stpes: unknown field (from --set)"]
+    assert info.value.lines == [f"{recipe}: env.max_stpes: unknown field (from --set env.max_stpes=3)"]
     with pytest.raises(RecipeError, match="expected KEY=VALUE"):
         load_recipe(recipe, ["env.max_steps"])
 

@@ -75,7 +75,7 @@ def test_bad_input_is_one_clear_line(tiny_recipe_path, scratch):
     code, out = _run("sft", "--recipe", tiny_recipe_path, "--model", scratch / "nothing")
     assert code == 1 and "no model at" in out
     bad = scratch / "bad.yaml"
-    bad.write_text(tiny_recipe_path.read_text().replace("num_heads: 4", "num_heads: 5"))
+    bad.write_text(tiny_recipe_path.read_text().replace("num_heads: 2", "num_heads: 5"))
     code, out = _run("init-model", "--recipe", bad)
     assert code == 2 and "model.num_heads: must divide hidden_size 64 (got 5)" in out
     assert f"{bad}:" in out  # file and line
