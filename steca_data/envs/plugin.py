@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from steca_data.core.schemas import Task
 from steca_data.envs.spec import EnvSpec
@@ -20,6 +21,25 @@ if TYPE_CHECKING:
     import typer
 
     from steca_data.envs.base import EnvBackend
+
+
+@dataclass(frozen=True)
+class GeneratedData:
+    """Data an environment makes for itself when the recipe names none (e.g. a game tree).
+
+    The build's ``games`` stage writes it once into a folder under the build directory (``write``), records
+    it in the ``artifacts`` table under a key hashing ``settings``, and points the recipe's ``env`` section
+    at it (``use``) before any stage lists tasks.
+    """
+
+    settings: dict[str, Any]
+    """Everything the data is a pure function of (same settings, same bytes)."""
+    description: str
+    """One line for ``plan``, e.g. '24 train + 4 valid_seen + 4 valid_unseen small games, seed 0'."""
+    write: Callable[[Path, int], dict]
+    """(empty folder, worker processes) -> a JSON-able summary; raises when the data cannot be made."""
+    use: Callable[[Path], None]
+    """Make the ``env`` section read its data from this folder (a written one)."""
 
 
 class EnvPlugin(ABC):
@@ -60,6 +80,24 @@ class EnvPlugin(ABC):
         May complete ``spec`` (e.g. make a path absolute); raises ``core.errors.RecipeError`` with one
         line prefixed by ``where`` (the recipe file). Nothing to check by default.
         """
+        return None
+
+    def task_for_record(self, spec: EnvSpec, record: dict) -> Task | None:
+        """The task an imported record names, so its expert actions can be replayed (None: it names none).
+
+        ``record`` holds the record's reference fields as strings (``id``, ``game_file``, ``task_type``).
+        Raise ``ValueError`` with a reason when the record names a task this environment does not have.
+        No record names a task by default.
+        """
+        return None
+
+    def replay_action(self, action: str, admissible: list[str]) -> str:
+        """The action to play for an imported ``action`` (e.g. an older release's wording of a command,
+        given the admissible commands); the action itself by default."""
+        return action
+
+    def generated_data(self, spec: EnvSpec) -> GeneratedData | None:
+        """Data to generate as the build's first stage when the recipe names none; None by default."""
         return None
 
     def register_cli(self, app: typer.Typer) -> None:

@@ -17,8 +17,6 @@ text is put in front of that instruction. Problems are reported as ``LayoutError
 
 from __future__ import annotations
 
-import json
-
 from steca_data.core.react import parse_turn
 
 ROLES = {"human": "human", "user": "human", "gpt": "gpt", "assistant": "gpt", "system": "system"}
@@ -92,18 +90,15 @@ def normalize_record(record: object) -> object:
 
 
 def load_records(raw: bytes | str) -> list:
-    """The records of a JSON list, or of JSON Lines (one record per line, as OpenAI fine-tuning files)."""
-    text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    """The records of a JSON list, or of JSON Lines (one record per line, as OpenAI fine-tuning files); any
+    problem, with the file or with one line, is a ``LayoutError`` (the importer keeps line problems apart)."""
+    from steca_data.importers.files import ImportFileError, decode, parse_records
+
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        lines = [line for line in text.splitlines() if line.strip()]
-        try:
-            return [json.loads(line) for line in lines]
-        except json.JSONDecodeError:
-            raise LayoutError(f"not valid JSON nor JSON Lines: {exc}") from None
-    if isinstance(data, dict) and any(isinstance(data.get(k), list) for k in TURN_KEYS):
-        return [data]  # a JSON Lines file of one record
-    if not isinstance(data, list):
-        raise LayoutError("expected a JSON list of records (or JSON Lines)")
-    return data
+        records, problems = parse_records(decode(raw) if isinstance(raw, bytes) else raw)
+    except ImportFileError as exc:
+        raise LayoutError(str(exc)) from None
+    if problems:
+        index = min(problems)
+        raise LayoutError(f"record {index}: {problems[index]}")
+    return records

@@ -196,6 +196,7 @@ def test_build_expert_dataset_records_versions_and_survives_a_broken_game(games,
             *FITS,
             f"output.dir={tmp_path / 'build'}",
             "datasets=[expert]",  # the expert part only; the engine on ALFWorld is its own (slow) matter
+            "failures.max_rate=0.5",  # one broken game of six is what this test is about
         ],
     )
     summary = Builder(recipe, Reporter(quiet=True)).build()
@@ -217,3 +218,28 @@ def test_generate_cli_rejects_bad_input(tmp_path):
     assert result.exit_code == 2 and "--size must be one of" in result.output
     result = CliRunner().invoke(app, ["alfworld", "generate", "--out", str(tmp_path / "g"), "--task-types", "nap"])
     assert result.exit_code == 2 and "unknown" in result.output
+
+
+def test_a_named_tree_wins_over_generation(games, monkeypatch):
+    """env.data_dir, else $ALFWORLD_DATA, names the tree; only without one does the build generate games.
+    ALFWORLD_DATA set to alfworld's own default (importing alfworld sets it) names a tree only if one is there."""
+    from steca_data.envs.alfworld.spec import ALFWORLD_DEFAULT_DATA
+    from steca_data.envs.registry import plugin
+
+    alfworld = plugin("alfworld")
+    splits = {"train": {"fold": "train", "count": 3}, "unseen": {"fold": "valid_unseen", "start": 1, "count": 1}}
+    spec = AlfworldSpec(game="pick_two_obj_and_place,look_at_obj_in_light", generate={"seed": 3}, splits=splits)
+    monkeypatch.delenv("ALFWORLD_DATA", raising=False)
+    data = alfworld.generated_data(spec)
+    assert data.settings["games"] == {"train": 3, "valid_seen": 0, "valid_unseen": 2}  # what the splits use
+    assert data.settings["task_types"] == ["pick_two_obj_and_place", "look_at_obj_in_light"]  # in written order
+    assert data.settings["seed"] == 3 and spec.game_root() is None and alfworld.tasks(spec, "train") == []
+    has_tree = any((ALFWORLD_DEFAULT_DATA / d).is_dir() for d in ("json_2.1.1", "train"))
+    monkeypatch.setenv("ALFWORLD_DATA", str(ALFWORLD_DEFAULT_DATA))
+    assert (alfworld.generated_data(spec) is None) == has_tree
+    monkeypatch.setenv("ALFWORLD_DATA", str(games))
+    assert alfworld.generated_data(spec) is None and spec.game_root() == games
+    monkeypatch.delenv("ALFWORLD_DATA")
+    every = AlfworldSpec(splits={"train": {"fold": "train", "count": 6}})
+    every.use_generated(games)  # what the games stage does once the tree exists
+    assert alfworld.tasks(every, "train") == _backend(games).tasks("train")

@@ -7,12 +7,20 @@ process-wide, so resetting to replay a prefix costs a fraction of the stock engi
 
 from __future__ import annotations
 
-import os
+import re
 import threading
 from pathlib import Path
 
 from steca_data.core.schemas import Task
-from steca_data.envs.alfworld.gamefiles import GAME_FILE, data_root, find_games, game_dir, read_traj_data
+from steca_data.envs.alfworld.gamefiles import (
+    FOLDS,
+    GAME_FILE,
+    data_root,
+    find_games,
+    game_dir,
+    parse_game_ref,
+    read_traj_data,
+)
 from steca_data.envs.alfworld.problem import TASK_TYPES
 from steca_data.envs.base import EnvError, StepResult
 
@@ -27,11 +35,15 @@ def alfworld_version() -> str:
 
 
 def resolve_data_dir(spec) -> Path:
-    """``env.data_dir`` (already absolute once the recipe is loaded), else $ALFWORLD_DATA."""
-    raw = spec.data_dir or os.environ.get("ALFWORLD_DATA")
-    if not raw:
-        raise ValueError("env.data_dir: not set and ALFWORLD_DATA is not set; point it at a game tree")
-    return data_root(Path(raw).expanduser())
+    """``env.data_dir`` (already absolute once the recipe is loaded), else $ALFWORLD_DATA, else the tree the
+    build generated."""
+    root = spec.game_root()
+    if root is None:
+        raise ValueError(
+            "env.data_dir: not set, ALFWORLD_DATA is not set and the build has not generated its games yet "
+            "(`steca-data build RECIPE` runs the games stage first)"
+        )
+    return data_root(root)
 
 
 def task_types_of(game: str) -> set[str] | None:
@@ -46,7 +58,10 @@ def task_types_of(game: str) -> set[str] | None:
 
 
 def list_alfworld_tasks(spec, split_name: str) -> list[Task]:
+    """The tasks of a recipe split; none while the build's own games are not generated yet (``plan``)."""
     split = spec.splits[split_name]
+    if spec.game_root() is None:
+        return []
     root = resolve_data_dir(spec)
     games = find_games(root, split.fold, task_types_of(spec.game))
     wanted = games[split.start : split.start + split.count]
@@ -69,6 +84,62 @@ def list_alfworld_tasks(spec, split_name: str) -> list[Task]:
         )
         for g in wanted
     ]
+
+
+def _split_of(spec, fold: str) -> str:
+    """The recipe split a game of ``fold`` belongs to: train for the train fold, else the split drawn from it."""
+    if fold == "train":
+        return "train"
+    return next((name for name, split in spec.splits.items() if split.fold == fold), fold)
+
+
+def task_for_record(spec, record: dict) -> Task | None:
+    """The game an imported record names by ``game_file`` (or ``id``), as a task of this recipe's tree."""
+    ref = record.get("game_file") or record.get("id")
+    parsed = parse_game_ref(ref) if ref else None
+    if parsed is None or spec.game_root() is None:
+        return None
+    root = resolve_data_dir(spec)
+    fold, relpath = parsed
+    folds = FOLDS if fold is None else (fold,)
+    if fold is not None and fold not in FOLDS:
+        raise ValueError(f"game {fold}/{relpath}: fold {fold!r} is not played here (folds: {', '.join(FOLDS)})")
+    folder = next((root / f / relpath for f in folds if (root / f / relpath / GAME_FILE).is_file()), None)
+    if folder is None:
+        where = relpath if fold is None else f"{fold}/{relpath}"
+        raise ValueError(f"no game {where} in the game tree {root}")
+    if "movable" in relpath or "Sliced" in relpath:
+        raise ValueError(f"game {relpath}: ALFWorld's text engine plays no movable-receptacle or sliced-object game")
+    fold = folder.relative_to(root).parts[0]
+    task_type = str(read_traj_data(folder).get("task_type") or relpath.split("-", 1)[0])
+    types = task_types_of(spec.game)
+    if types and task_type not in types:
+        raise ValueError(f"game {relpath}: task type {task_type} is not in env.game ({spec.game})")
+    return Task(
+        task_id=f"alfworld/{fold}/{relpath}",
+        env="alfworld",
+        game=task_type,
+        params="",
+        seed=None,
+        fold=fold,
+        split=_split_of(spec, fold),
+        unseen=fold == "valid_unseen",
+    )
+
+
+_PUT = re.compile(r"put (.+?) (?:in/on|into|in|on) (.+)")
+
+
+def replay_action(action: str, admissible: list[str]) -> str:
+    """ALFWorld 0.3's ``put X in/on Y`` (the wording of the ETO / IPR / STeCa files) as 0.4's ``move X to Y``."""
+    if action in admissible:
+        return action
+    match = _PUT.fullmatch(action.strip())
+    if match:
+        moved = f"move {match.group(1)} to {match.group(2)}"
+        if moved in admissible:
+            return moved
+    return action
 
 
 def _instruction(intro: str) -> str:

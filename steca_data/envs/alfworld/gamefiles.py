@@ -44,6 +44,30 @@ def game_dir(root: str | Path, task_id: str) -> Path:
     return data_root(root) / task_id[len(prefix) :]
 
 
+OFFICIAL_FOLDS = (*FOLDS, "valid_train")  # the official download also has valid_train (not played here)
+
+
+def parse_game_ref(ref: str) -> tuple[str | None, str] | None:
+    """(fold, game folder inside the fold) from a record's ``game_file`` or ``id``; fold None when the
+    reference names no fold (``<task>/<trial>``); None when it names no game at all.
+
+    Accepts what public files write: ``[.../]json_2.1.1/<fold>/<task>/<trial>[/game.tw-pddl]`` (ETO and IPR
+    write ``eval_agent/data/alfworld/json_2.1.1/...``, others ``data/json_2.1.1/...``), ``<fold>/<task>/<trial>``
+    and steca's own task ids ``alfworld/<fold>/<task>/<trial>``.
+    """
+    parts = [p for p in ref.replace("\\", "/").split("/") if p and p != "."]
+    if parts and parts[-1] in (GAME_FILE, TRAJ_FILE):
+        parts = parts[:-1]
+    if "json_2.1.1" in parts:
+        parts = parts[len(parts) - parts[::-1].index("json_2.1.1") :]
+    for i in range(len(parts) - 3, -1, -1):  # the last fold with a task folder and a trial after it
+        if parts[i] in OFFICIAL_FOLDS:
+            return parts[i], "/".join(parts[i + 1 :])
+    if len(parts) >= 2 and "-" in parts[-2] and parts[-1].startswith("trial_"):
+        return None, "/".join(parts[-2:])
+    return None
+
+
 def _solvable(game_file: Path) -> bool:
     # The flag sits near the end of a large JSON file; parse it only when the cheap check is inconclusive.
     with open(game_file, "rb") as f:

@@ -176,8 +176,12 @@ def generate(
     task_types: tuple[str, ...] = TASK_TYPES,
     workers: int = 1,
     advance=lambda n=1: None,
+    mp_context=None,
 ) -> GenerationReport:
-    """Write ``games[fold]`` verified games per fold under ``out`` and a ``manifest.json`` describing them."""
+    """Write ``games[fold]`` verified games per fold under ``out`` and a ``manifest.json`` describing them.
+
+    ``mp_context``: how worker processes start (default: the platform's; a build passes ``spawn``, since it
+    runs threads that a fork would copy mid-operation)."""
     import time
 
     start = time.monotonic()
@@ -189,7 +193,7 @@ def generate(
             results.append(generate_one(*a))
             advance()
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp_context) as pool:
             for r in pool.map(_generate_star, args, chunksize=2):
                 results.append(r)
                 advance()
@@ -200,3 +204,34 @@ def generate(
 
 def _generate_star(args: tuple) -> GameResult:
     return generate_one(*args)
+
+
+def write_generated(out: Path, settings: dict, workers: int = 1) -> dict:
+    """The build's ``games`` stage: the set ``settings`` describes (seed, per-fold counts, size, task types),
+    exactly as ``steca-data alfworld generate`` writes it; fails unless every game was made."""
+    import multiprocessing
+
+    out.mkdir(parents=True, exist_ok=True)
+    spawn = multiprocessing.get_context("spawn") if workers > 1 else None
+    report = generate(
+        out,
+        settings["seed"],
+        settings["games"],
+        size=settings["size"],
+        task_types=tuple(settings["task_types"]),
+        workers=workers,
+        mp_context=spawn,
+    )
+    failed = report.failed()
+    if failed:
+        first = failed[0]
+        raise RuntimeError(
+            f"{len(failed)} game(s) could not be generated (e.g. {first.fold} #{first.index}: "
+            f"{first.rejected[-1] if first.rejected else 'no draw'}); try another env.generate.seed"
+        )
+    return {
+        "games": report.counts(),
+        "kept": len(report.kept()),
+        "expert_win_rate": round(report.expert_win_rate(), 4),
+        "seconds": round(report.seconds, 1),
+    }

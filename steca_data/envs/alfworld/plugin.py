@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, ClassVar
 from steca_data.core.errors import RecipeError
 from steca_data.core.schemas import Task
 from steca_data.envs.alfworld import prompts
-from steca_data.envs.alfworld.spec import AlfworldSpec
+from steca_data.envs.alfworld.spec import AlfworldSpec, GenerateSpec
 from steca_data.envs.base import EnvBackend
-from steca_data.envs.plugin import EnvPlugin
+from steca_data.envs.plugin import EnvPlugin, GeneratedData
 from steca_data.envs.spec import EnvSpec
 
 if TYPE_CHECKING:
@@ -48,11 +48,16 @@ class AlfworldPlugin(EnvPlugin):
         return list(prompts.ACTIONS)
 
     def prepare(self, spec: EnvSpec, resolve: Callable[[str], Path], where: str) -> None:
-        """env.data_dir (relative to the recipe file, else $ALFWORLD_DATA) must hold enough games per split."""
+        """A named tree (env.data_dir, relative to the recipe file, else $ALFWORLD_DATA) must hold enough games
+        per split; without one the build generates its games, and env.generate must cover the splits."""
         assert isinstance(spec, AlfworldSpec)
-        raw = spec.data_dir or os.environ.get("ALFWORLD_DATA")
+        raw = spec.named_tree()
         if not raw:
-            raise RecipeError([f"{where}: env.data_dir: not set and ALFWORLD_DATA is not set"])
+            try:
+                spec.generation_counts()
+            except ValueError as exc:
+                raise RecipeError([f"{where}: env.{exc}"]) from None
+            return
         path = resolve(os.path.expanduser(raw)).resolve()
         if not path.is_dir():
             raise RecipeError(
@@ -64,6 +69,39 @@ class AlfworldPlugin(EnvPlugin):
                 self.tasks(spec, split_name)
             except ValueError as exc:
                 raise RecipeError([f"{where}: {exc}"]) from None
+
+    def task_for_record(self, spec: EnvSpec, record: dict) -> Task | None:
+        from steca_data.envs.alfworld.backend import task_for_record
+
+        return task_for_record(spec, record)
+
+    def replay_action(self, action: str, admissible: list[str]) -> str:
+        from steca_data.envs.alfworld.backend import replay_action
+
+        return replay_action(action, admissible)
+
+    def generated_data(self, spec: EnvSpec) -> GeneratedData | None:
+        """The game set of ``env.generate`` when no tree is named (what ``alfworld generate`` would write)."""
+        assert isinstance(spec, AlfworldSpec)
+        if spec.named_tree():
+            return None
+        from steca_data.envs.alfworld.generate import GENERATOR_VERSION, write_generated
+
+        asked, counts = spec.generate or GenerateSpec(), spec.generation_counts()
+        settings = {
+            "generator": GENERATOR_VERSION,
+            "seed": asked.seed,
+            "games": counts,
+            "size": asked.size,
+            "task_types": list(spec.task_types()),
+        }
+        description = (
+            f"{counts['train']} train + {counts['valid_seen']} valid_seen + {counts['valid_unseen']} valid_unseen "
+            f"{settings['size']} games, seed {settings['seed']}"
+        )
+        return GeneratedData(
+            settings, description, lambda out, workers: write_generated(out, settings, workers), spec.use_generated
+        )
 
     def register_cli(self, app: typer.Typer) -> None:
         from steca_data.envs.alfworld.cli import alfworld_app
