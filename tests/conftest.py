@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+import steca_data  # noqa: F401 - first: hides torch extension wheels that cannot load (steca_data.compat)
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -87,7 +89,7 @@ env:
     unseen: {fold: test, start: 0, count: 4}
 experts: {source: env, thoughts: {backend: template}}
 prompt: {include_example: false, history: 2}
-model: {vocab_size: 400, hidden_size: 64, num_layers: 2, num_heads: 4, intermediate_size: 128, max_positions: 768}
+model: {vocab_size: 400, hidden_size: 64, num_layers: 2, num_heads: 2, intermediate_size: 128, max_positions: 768}
 sft: {max_steps: 60, lr: 5.0e-3, warmup_steps: 5, batch_tokens: 2048, threads: 1, log_every: 5, save_every: 1000}
 policy: {backend: transformers, constrained: true, max_new_tokens: 32, batch_size: 16, threads: 1}
 eval: {splits: [seen, unseen], greedy: true, samples: 1}

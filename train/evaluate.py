@@ -13,11 +13,10 @@ import statistics
 import time
 from dataclasses import asdict, dataclass
 
-from steca_data.cache.store import Cache
+from steca_data.build.builder import open_build
 from steca_data.core.schemas import Trajectory
 from steca_data.episodes.runner import PromptConfig
 from steca_data.policies.base import Policy, SamplingParams
-from steca_data.stages.base import BuildContext
 from steca_data.stages.evaluation import EvalStage, Mode
 
 
@@ -108,20 +107,16 @@ def evaluate(
 ) -> list[SplitResult]:
     """Play every (split, mode, task, sample) not yet in the cache (the evaluation stage), then summarise."""
     results = []
-    with Cache(recipe.cache_path) as cache:
-        ctx = BuildContext(recipe, cache, reporter)
-        try:
-            for mode in modes:
-                stage = EvalStage(policy, mode, splits, max_steps, limit, seed)
-                units = stage.units(ctx)
-                before = cache.existing("trajectories", [u.key for u in units])
-                stage.run(ctx)
-                cache.flush()
-                for split, episodes in stage.episodes(ctx).items():
-                    computed = sum(u.item[0] == split and u.key not in before for u in units)
-                    results.append(summarise(split, mode, episodes, computed))
-        finally:
-            ctx.close()
+    with open_build(recipe, read_only=False, reporter=reporter) as ctx:  # outputs such as generated games
+        for mode in modes:
+            stage = EvalStage(policy, mode, splits, max_steps, limit, seed)
+            units = stage.units(ctx)
+            before = ctx.cache.existing("trajectories", [u.key for u in units])
+            stage.run(ctx)
+            ctx.cache.flush()
+            for split, episodes in stage.episodes(ctx).items():
+                computed = sum(u.item[0] == split and u.key not in before for u in units)
+                results.append(summarise(split, mode, episodes, computed))
     return sorted(results, key=lambda r: (splits.index(r.split), [m.name for m in modes].index(r.mode)))
 
 

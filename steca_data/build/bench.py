@@ -1,84 +1,118 @@
-"""``steca-data bench``: rollout throughput of the engine against the one-at-a-time baseline.
+"""``steca-data bench``: rollout throughput of the engine against the sequential reference, in one process.
 
-Both arms play the same rollouts (same tasks, prefixes and seeds) with the same policy and environment,
-through the same episode runner: the engine advances every rollout in lock-step with one batched policy
-call per step; the baseline (the reference implementation's strategy) plays one rollout at a time with one
-policy call per step (``max_active=1``). Time inside policy calls and environment steps is measured from
-the main thread, so the rest is the runner's own overhead.
+Every arm plays the same rollouts (same tasks, seeds and weights) through the same episode runner:
+
+- ``engine``: the recipe's policy backend (vLLM by default), continuous schedule — each episode's next
+  request enters the running batch the moment its environment step returns;
+- ``lockstep``: the same backend, all live episodes' step t in one batch, then all environment steps;
+- ``reference``: the transformers backend, one rollout at a time, one request per step (what the
+  reference implementation does).
+
+Per arm: rollouts/s, the share of wall time spent generating and stepping environments (they overlap under
+the continuous schedule), and the fraction of trajectories identical to the engine's. The last line is
+``ratio: X``, engine rollouts/s over the reference's, both measured in this run.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import asdict, dataclass
 
 from steca_data.envs import SessionPool
 
+ARMS = (("engine", "continuous"), ("lockstep", "lockstep"), ("reference", "lockstep"))
+
+
+class BenchError(RuntimeError):
+    """The bench cannot run (no build or no base agent yet); the message says what to do."""
+
 
 @dataclass
 class ArmResult:
     name: str
+    backend: str
+    schedule: str
     rollouts: int
     steps: int
     seconds: float
     policy_s: float
     env_s: float
+    identical: float  # fraction of trajectories identical to the engine arm's
 
     @property
     def rollouts_per_s(self) -> float:
         return self.rollouts / self.seconds
 
-    @property
-    def inside_fraction(self) -> float:
-        return (self.policy_s + self.env_s) / self.seconds
-
     def as_dict(self) -> dict:
-        return asdict(self) | {"rollouts_per_s": self.rollouts_per_s, "inside_fraction": self.inside_fraction}
+        return asdict(self) | {"rollouts_per_s": self.rollouts_per_s}
 
 
 class TimedPolicy:
+    """Counts the time the backend spends generating (engine steps for vLLM, generate calls otherwise)."""
+
     def __init__(self, policy):
         self.policy = policy
         self.policy_id = policy.policy_id
-        self.seconds = 0.0
+        self._own = 0.0
+        self._base = getattr(policy, "busy_s", 0.0)
+        if hasattr(policy, "submit"):
+            self.submit = policy.submit
+
+    @property
+    def seconds(self) -> float:
+        return self._own + getattr(self.policy, "busy_s", 0.0) - self._base
 
     def generate(self, requests, params):
+        if hasattr(self.policy, "busy_s"):  # the backend times itself
+            return self.policy.generate(requests, params)
         start = time.perf_counter()
         try:
             return self.policy.generate(requests, params)
         finally:
-            self.seconds += time.perf_counter() - start
+            self._own += time.perf_counter() - start
 
 
 class TimedPool(SessionPool):
-    """A session pool that counts the wall time the caller spends waiting on environment work."""
+    """A session pool that adds up the time spent inside environment calls, on any thread."""
 
-    seconds = 0.0
+    def __init__(self, backend, workers: int):
+        super().__init__(backend, workers)
+        self.seconds = 0.0
+        self._lock = threading.Lock()
+
+    def _timed(self, fn):
+        def call(*args):
+            start = time.perf_counter()
+            try:
+                return fn(*args)
+            finally:
+                with self._lock:
+                    self.seconds += time.perf_counter() - start
+
+        return call
+
+    def submit(self, fn, item):
+        return super().submit(self._timed(fn), item)
 
     def map(self, fn, items):
-        start = time.perf_counter()
-        try:
-            return super().map(fn, items)
-        finally:
-            self.seconds += time.perf_counter() - start
+        return super().map(self._timed(fn), items)
 
 
-def run_arm(
-    name: str, backend, policy, starts, params, max_steps: int, prompt, workers: int, max_active: int
-) -> ArmResult:
+def run_arm(name, policy, backend, starts, params, max_steps, prompt, workers, schedule, max_active):
     from steca_data.episodes.runner import run_episodes
 
     timed = TimedPolicy(policy)
     with TimedPool(backend, workers) as pool:
-        pool.seconds = 0.0
         start = time.perf_counter()
         trajectories = run_episodes(
-            pool, timed, starts, params, max_steps=max_steps, prompt=prompt, source="rollout", max_active=max_active
+            pool, timed, starts, params, max_steps, prompt, source="rollout", max_active=max_active, schedule=schedule
         )
         seconds = time.perf_counter() - start
-        env_s = pool.seconds
     steps = sum(len(t.steps) - len(s.prefix) for t, s in zip(trajectories, starts, strict=True))
-    return ArmResult(name, len(trajectories), steps, seconds, timed.seconds, env_s)
+    arm = ArmResult(name, policy.policy_id.split(":")[0], schedule, len(trajectories), steps, seconds,
+                    timed.seconds, pool.seconds, 1.0)  # fmt: skip
+    return arm, [[(s.thought, s.action) for s in t.steps] for t in trajectories]
 
 
 def bench_starts(tasks, n: int, seed: int):
@@ -87,50 +121,69 @@ def bench_starts(tasks, n: int, seed: int):
     return [EpisodeStart(task, [], seed=seed + 1000 * i + j) for i, task in enumerate(tasks) for j in range(n)]
 
 
-class BenchError(RuntimeError):
-    """The bench cannot run (no build or no base agent yet); the message says what to do."""
-
-
-def bench_policy(recipe, model: str | None):
-    """The policy to measure: ``model`` if given, else the base agent the recipe's build resolved."""
+def bench_model(recipe, model: str | None) -> str:
+    """The weights to measure: ``model`` if given, else the base agent the recipe's build resolved."""
     from steca_data.build.builder import open_build
-    from steca_data.stages.agent import AgentHandle, agent_handle, needs_warmup
+    from steca_data.stages.agent import AgentHandle, needs_warmup
 
-    if model is not None or not needs_warmup(recipe):
-        return agent_handle(recipe.policy, model or recipe.policy.model).policy
+    if model or recipe.policy.model or not needs_warmup(recipe):
+        return model or recipe.policy.model
     if not recipe.cache_path.is_file():
-        raise BenchError(
-            f"no build at {recipe.build_dir}: run `steca-data build RECIPE` first (it trains the base agent)"
-        )
+        raise BenchError(f"no build at {recipe.build_dir}: run `steca-data build RECIPE` first (it trains the agent)")
     with open_build(recipe) as ctx:
         agent = ctx.find(AgentHandle)
     if agent is None:
         raise BenchError("the warm-up model of RECIPE is not built yet: run `steca-data build RECIPE` first")
-    return agent.policy
+    return agent.model
 
 
-def run_bench(recipe, tasks: int, n: int | None, model: str | None, baseline: bool) -> tuple[dict, list[ArmResult]]:
-    """Both arms on the same rollouts; returns the JSON figures and the arms."""
+def _policies(recipe, model: str | None):
+    """(engine policy, reference policy): the recipe's backend, and transformers on the same weights where
+    the backend plays a local checkpoint (else the same backend, one request at a time)."""
+    from steca_data.policies.ids import LOCAL_PREFIX
+    from steca_data.stages.agent import agent_handle
+
+    engine = agent_handle(recipe.policy, model).policy
+    if recipe.policy.backend not in LOCAL_PREFIX:
+        return engine, engine
+    reference_spec = recipe.policy.model_copy(update={"backend": "transformers", "batch_size": 1})
+    return engine, agent_handle(reference_spec, model).policy
+
+
+def run_bench(recipe, tasks: int, n: int | None, model: str | None) -> tuple[dict, list[ArmResult]]:
+    """All arms on the same rollouts; returns the JSON figures and the arms."""
     from steca_data.envs.registry import list_tasks, make_backend
     from steca_data.episodes.runner import PromptConfig
     from steca_data.policies.base import sampling_params
 
-    policy = bench_policy(recipe, model)
+    engine_policy, reference_policy = _policies(recipe, bench_model(recipe, model))
     params = sampling_params(recipe.policy, recipe.rollouts.temperature)
+    starts = bench_starts(list_tasks(recipe.env, "train")[:tasks], n or recipe.rollouts.n, recipe.rollouts.seed)
+    max_steps, prompt = recipe.rollouts.max_steps or recipe.env.max_steps, PromptConfig.from_recipe(recipe)
     backend = make_backend(recipe.env)
+    arms, texts = [], {}
     try:
-        starts = bench_starts(list_tasks(recipe.env, "train")[:tasks], n or recipe.rollouts.n, recipe.rollouts.seed)
-        max_steps = recipe.rollouts.max_steps or recipe.env.max_steps
-        prompt = PromptConfig.from_recipe(recipe)
-        arms = [
-            run_arm(name, backend, policy, starts, params, max_steps, prompt, recipe.env.workers, max_active=active)
-            for name, active in [("engine", len(starts)), ("sequential", 1)][: 2 if baseline else 1]
-        ]
+        for policy in {id(p): p for p in (engine_policy, reference_policy)}.values():  # first calls are slow
+            run_arm("warm-up", policy, backend, starts[:2], params, 2, prompt, recipe.env.workers, "lockstep", 2)
+        for name, schedule in ARMS:
+            policy = reference_policy if name == "reference" else engine_policy
+            if hasattr(policy, "reset_prefix_cache"):  # no arm reuses another's cached prompts
+                policy.reset_prefix_cache()
+            active = 1 if name == "reference" else len(starts)
+            arm, texts[name] = run_arm(
+                name, policy, backend, starts, params, max_steps, prompt, recipe.env.workers, schedule, active
+            )
+            arm.identical = sum(a == b for a, b in zip(texts[name], texts["engine"], strict=True)) / len(starts)
+            arms.append(arm)
     finally:
         backend.close()
-    figures = {"arms": [a.as_dict() for a in arms], "policy_id": policy.policy_id, "tasks": tasks}
-    if len(arms) == 2:
-        figures["speedup"] = arms[0].rollouts_per_s / arms[1].rollouts_per_s
+    figures = {
+        "arms": [a.as_dict() for a in arms],
+        "policy_id": engine_policy.policy_id,
+        "tasks": tasks,
+        "rollouts": len(starts),
+        "ratio": arms[0].rollouts_per_s / arms[-1].rollouts_per_s,
+    }
     return figures, arms
 
 
@@ -142,18 +195,20 @@ def bench_table(figures: dict, arms: list[ArmResult]):
 
     machine = platform.processor() or platform.machine()
     table = Table(title=f"rollout throughput · {figures['policy_id']} · {machine}, {os.cpu_count()} cores")
-    for col in ("arm", "rollouts", "steps", "seconds", "rollouts/s", "steps/s", "in policy", "in env", "inside"):
-        table.add_column(col, justify="left" if col == "arm" else "right")
+    for col in ("arm", "backend", "schedule", "rollouts", "steps", "seconds", "rollouts/s", "in policy", "in env",
+                "identical"):  # fmt: skip
+        table.add_column(col, justify="left" if col in ("arm", "backend", "schedule") else "right")
     for a in arms:
         table.add_row(
             a.name,
+            a.backend,
+            a.schedule,
             str(a.rollouts),
             str(a.steps),
             f"{a.seconds:.1f}",
             f"{a.rollouts_per_s:.2f}",
-            f"{a.steps / a.seconds:.1f}",
             f"{a.policy_s / a.seconds:.0%}",
             f"{a.env_s / a.seconds:.0%}",
-            f"{a.inside_fraction:.0%}",
+            f"{a.identical:.0%}",
         )
     return table

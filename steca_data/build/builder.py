@@ -14,13 +14,16 @@ from dataclasses import dataclass, field
 from steca_data.build.assemble import deviation_rows, engine_rows
 from steca_data.build.output import OutputResult, write_outputs
 from steca_data.cache.store import Cache
+from steca_data.core.failures import BuildFailed
 from steca_data.core.progress import Reporter
+from steca_data.envs.registry import plugin
 from steca_data.episodes.rows import expert_rows
 from steca_data.recipe.model import Recipe
 from steca_data.stages.agent import BaseAgentStage
 from steca_data.stages.base import BuildContext, Stage, StagePlan, StageResult
 from steca_data.stages.experts import ExpertStage, ExpertTrajectories, GoldStage
-from steca_data.stages.imports import ImportStage
+from steca_data.stages.games import GamesStage
+from steca_data.stages.imports import ImportStage, check_import_source
 from steca_data.stages.proposals import ProposalStage
 from steca_data.stages.reflections import ReflectionStage
 from steca_data.stages.rollouts import RolloutStage
@@ -44,10 +47,37 @@ class BuildSummary:
     def failed(self) -> int:
         return sum(r.failed for r in self.results)
 
+    def failure_lines(self) -> list[str]:
+        """``N failed: <stage>: <first error>`` for each stage with failures (plain text, not markup)."""
+        failed = [r for r in self.results if r.failed]
+        return [f"{r.failed} failed: {r.stage}: {r.first_error or 'see the failures table'}" for r in failed]
+
+
+def check_failure_rate(recipe: Recipe, result: StageResult) -> None:
+    """Stop the build when more of a stage's units failed than ``failures.max_rate`` allows: data built on
+    a large hole is not the recipe's data. Everything stored so far stays in the cache."""
+    limit = recipe.failures.max_rate
+    if result.unit_failures and result.failure_rate > limit:
+        raise BuildFailed(
+            f"{result.stage}: {result.unit_failures} of {result.units} units failed ({result.failure_rate:.0%}, "
+            f"more than failures.max_rate {limit:.0%}); first: {result.first_error}. Everything computed is "
+            "cached; the next build retries the failed units"
+        )
+
 
 def compile_stages(recipe: Recipe) -> list[Stage]:
-    """The recipe's stage list, in order: expert source, then the engine when Dc/De/Ds are asked for."""
-    stages: list[Stage] = [ImportStage()] if recipe.experts.source == "sharegpt" else [GoldStage(), ExpertStage()]
+    """The recipe's stage list, in order: the environment's generated games (when it makes its own), the
+    expert source, then the engine when Dc/De/Ds are asked for.
+
+    An import file that cannot be imported at all raises ``RecipeError`` here, before any work."""
+    stages: list[Stage] = []
+    if plugin(recipe.env.name).generated_data(recipe.env) is not None:
+        stages.append(GamesStage())
+    if recipe.experts.source == "sharegpt":
+        check_import_source(recipe)
+        stages.append(ImportStage())
+    else:
+        stages += [GoldStage(), ExpertStage()]
     if recipe.uses_engine:
         stages += [BaseAgentStage(), ProposalStage(), RolloutStage()]
         if "dc" in recipe.datasets:
@@ -69,7 +99,7 @@ class Builder:
         """Per stage: units in total and already cached. Computes nothing, starts no simulator.
 
         Later stages are planned from earlier stages' outputs as the cache holds them now."""
-        with Cache(self.recipe.cache_path) as cache:
+        with Cache.for_reading(self.recipe.cache_path) as cache:
             ctx = self.context(cache)
             plans = []
             for stage in self.stages:
@@ -96,23 +126,27 @@ class Builder:
                 cache.set_meta("env_version", ctx.env_version)
                 for stage in self.stages:
                     summary.results.append(stage.run(ctx))
+                    check_failure_rate(self.recipe, summary.results[-1])
                     ctx.publish(stage.output(ctx))
                 datasets = self.assemble(ctx)
                 summary.output = write_outputs(
                     self.recipe, datasets, ctx.env_version, cache.get_meta("output_fingerprint")
                 )
                 cache.set_meta("output_fingerprint", summary.output.fingerprint)
+            except BuildFailed as exc:
+                exc.summary = summary
+                raise
             finally:
                 ctx.close()
         return summary
 
 
 @contextmanager
-def open_build(recipe: Recipe, read_only: bool = True) -> Iterator[BuildContext]:
+def open_build(recipe: Recipe, read_only: bool = True, reporter: Reporter | None = None) -> Iterator[BuildContext]:
     """A context over an existing build's cache with every stage's output published, running nothing:
-    what reports, benchmarks, exports and experiments read a build through."""
+    what reports, benchmarks, exports, evaluation and experiments read a build through."""
     with Cache(recipe.cache_path, read_only=read_only) as cache:
-        ctx = BuildContext(recipe, cache)
+        ctx = BuildContext(recipe, cache, reporter)
         try:
             for stage in compile_stages(recipe):
                 ctx.publish(stage.output(ctx))

@@ -1,17 +1,21 @@
-"""``steca-data``: build, plan, query, inspect and publish step-level agent datasets."""
+"""``steca-data``: build, plan, query, inspect and publish step-level agent datasets.
+
+Add --debug (anywhere) to see tracebacks; errors are otherwise one line (exit 2: bad input, 1: failure).
+"""
 
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-from steca_data.cli.common import err
+from steca_data.cli.common import DEBUG_FLAG, entry_point, err, log_progress, say
 from steca_data.cli.common import fail as _fail
 from steca_data.cli.common import recipe_or_exit as _recipe
 from steca_data.cli.export import export_command
@@ -29,10 +33,27 @@ out = Console()
 SetOption = typer.Option([], "--set", help="Override a recipe field: --set env.max_steps=40 (repeatable).")
 
 
-def _setup_logging(quiet: bool) -> None:
-    logging.basicConfig(
-        level=logging.INFO if quiet else logging.WARNING, format="%(asctime)s %(message)s", stream=sys.stderr
-    )
+@app.callback()
+def _options(
+    debug: bool = typer.Option(False, DEBUG_FLAG, help="Show tracebacks (also accepted after the command)."),
+) -> None:
+    """Global options (``--debug`` is handled by the entry point before the command runs)."""
+
+
+def _build_summary(reporter, summary, r) -> None:
+    for res in summary.results:
+        reporter.info(escape(f"{res.stage}: {res.computed} computed, {res.cached} cached"))
+    for line in summary.failure_lines():
+        reporter.info(f"[yellow]{escape(line)}[/yellow] (the next build retries them; see the failures table)")
+    o = summary.output
+    if summary.computed == 0 and o is not None and not o.written:
+        reporter.info(
+            f"[green]Nothing to do:[/green] all {summary.cached} units cached and outputs up to date "
+            f"({escape(str(r.build_dir))})."
+        )
+    else:
+        counts = ", ".join(f"{k}={v}" for k, v in (o.counts if o else {}).items())
+        reporter.info(f"[green]Built[/green] {escape(str(r.build_dir))} ({counts}); cache {escape(str(r.cache_path))}")
 
 
 @app.command()
@@ -41,84 +62,58 @@ def build(
     set_: list[str] = SetOption,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Log lines instead of progress bars."),
     push_to_hub: str | None = typer.Option(None, "--push-to-hub", help="Hub dataset repo to push to afterwards."),
-    retry_failed: bool = typer.Option(False, "--retry-failed", help="Retry tasks recorded as failed."),
+    retry_failed: bool = typer.Option(
+        False, "--retry-failed", help="Retry failed units even when the recipe says failures.retry: false."
+    ),
 ) -> None:
-    """Build the recipe's datasets, computing only what the cache lacks."""
+    """Build the recipe's datasets, computing only what the cache lacks (and what failed last time)."""
     from steca_data.build.builder import Builder
     from steca_data.build.output import PushError
     from steca_data.build.output import push_to_hub as push
+    from steca_data.core.failures import BuildFailed
     from steca_data.core.progress import Reporter
 
-    _setup_logging(quiet)
     r = _recipe(recipe, set_)
+    log_progress(quiet)
     reporter = Reporter(quiet=quiet, console=err)
-    summary = Builder(r, reporter, retry_failed=retry_failed).build()
-    for res in summary.results:
-        extra = f", {res.failed} failed (see the failures table)" if res.failed else ""
-        reporter.info(f"{res.stage}: {res.computed} computed, {res.cached} cached{extra}")
-    o = summary.output
-    if summary.computed == 0 and o is not None and not o.written:
-        reporter.info(
-            f"[green]Nothing to do:[/green] all {summary.cached} units cached and outputs up to date ({r.build_dir})."
-        )
-    else:
-        counts = ", ".join(f"{k}={v}" for k, v in (o.counts if o else {}).items())
-        reporter.info(f"[green]Built[/green] {r.build_dir} ({counts}); cache {r.cache_path}")
+    try:
+        summary = Builder(r, reporter, retry_failed=retry_failed).build()
+    except BuildFailed as exc:
+        _fail(f"{exc}; `steca-data plan {recipe}` shows what is missing")
+    _build_summary(reporter, summary, r)
     repo = push_to_hub or r.output.push_to_hub
     if repo:
         try:
             url = push(r.build_dir, repo, private=r.output.private)
         except PushError as exc:
             _fail(str(exc))
-        reporter.info(f"Pushed to {url}")
+        reporter.info(f"Pushed to {escape(url)}")
 
 
 @app.command()
 def plan(recipe: Path = typer.Argument(...), set_: list[str] = SetOption) -> None:
-    """Show, per stage, how many units are cached and how many a build would compute."""
+    """Show, per stage, how many units are cached, failed last time, and would be computed."""
     from steca_data.build.builder import Builder
 
     r = _recipe(recipe, set_)
-    table = Table(title=f"plan for {r.name} (cache {r.cache_path})")
-    for col in ("stage", "units", "cached", "to compute", "note"):
-        table.add_column(col, justify="right" if col in ("units", "cached", "to compute") else "left")
+    table = Table(title=Text(f"plan for {r.name} (cache {r.cache_path})"))
+    numeric = ("units", "cached", "failed", "to compute")
+    for col in ("stage", *numeric, "note"):
+        table.add_column(col, justify="right" if col in numeric else "left")
     for p in Builder(r).plan():
-        table.add_row(p.stage, str(p.total), str(p.cached), str(p.to_compute), p.note)
+        table.add_row(p.stage, str(p.total), str(p.cached), str(p.failed), str(p.to_compute), Text(p.note))
     out.print(table)
 
 
 def _default_db() -> Path:
     candidates = sorted(Path("builds").glob("*/cache.duckdb"), key=lambda p: p.stat().st_mtime, reverse=True)
     if not candidates:
-        _fail("no --db given and no builds/*/cache.duckdb here; pass --db PATH or --recipe RECIPE")
-    err.print(f"[dim]using {candidates[0]}[/dim]")
+        _fail("no --db given and no builds/*/cache.duckdb here; pass --db PATH or --recipe RECIPE", 2)
+    say(f"using {candidates[0]}", "dim", "note")
     return candidates[0]
 
 
-@app.command()
-def sql(
-    query: str = typer.Argument(..., help='SQL, e.g. "select source, count(*) from trajectories group by 1".'),
-    db: Path | None = typer.Option(None, "--db", help="DuckDB cache file (default: newest builds/*/cache.duckdb)."),
-    recipe: Path | None = typer.Option(None, "--recipe", help="Use this recipe's cache."),
-    fmt: str = typer.Option("table", "--format", "-f", help="table | csv | json"),
-) -> None:
-    """Query a build cache with SQL (read-only)."""
-    import duckdb
-
-    if fmt not in ("table", "csv", "json"):
-        _fail(f"--format must be table, csv or json (got {fmt!r})", 2)
-    path = db or (_recipe(recipe, []).cache_path if recipe else _default_db())
-    if not path.exists():
-        _fail(f"no cache at {path}")
-    try:
-        con = duckdb.connect(str(path), read_only=True)
-        cur = con.execute(query)
-    except duckdb.Error as exc:
-        _fail(f"{type(exc).__name__}: {exc}")
-    if cur.description is None:
-        return
-    cols = [d[0] for d in cur.description]
-    rows = cur.fetchall()
+def _print_rows(cols: list[str], rows: list[tuple], fmt: str) -> None:
     if fmt == "json":
         typer.echo(json.dumps([dict(zip(cols, r, strict=True)) for r in rows], default=str, indent=1))
     elif fmt == "csv":
@@ -130,43 +125,92 @@ def sql(
     else:
         table = Table()
         for c in cols:
-            table.add_column(c)
+            table.add_column(Text(c))
         for r in rows:
-            table.add_row(*("" if v is None else str(v) for v in r))
+            table.add_row(*(Text("" if v is None else str(v)) for v in r))  # data, never markup
         out.print(table)
+
+
+@app.command()
+def sql(
+    query: str = typer.Argument(..., help='SQL, e.g. "select source, count(*) from trajectories group by 1".'),
+    db: Path | None = typer.Option(None, "--db", help="DuckDB cache file (default: newest builds/*/cache.duckdb)."),
+    recipe: Path | None = typer.Option(None, "--recipe", help="Use this recipe's cache."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table | csv | json"),
+) -> None:
+    """Query a build cache with SQL. Read-only in effect: no statement writes files, attaches databases,
+    loads extensions or changes settings."""
+    import duckdb
+
+    from steca_data.cache.query import connect_read_only, statement_problem
+
+    if fmt not in ("table", "csv", "json"):
+        _fail(f"--format must be table, csv or json (got {fmt!r})", 2)
+    problem = statement_problem(query)
+    if problem:
+        _fail(f"sql: {problem}", 2)
+    path = db or (_recipe(recipe, []).cache_path if recipe else _default_db())
+    if not path.is_file():
+        _fail(f"no cache at {path}" + (" (a directory)" if path.is_dir() else ""), 2)
+    con = connect_read_only(path)
+    try:
+        cur = con.execute(query)
+        cols = [d[0] for d in cur.description] if cur.description else []
+        rows = cur.fetchall() if cols else []
+    except duckdb.Error as exc:
+        _fail(" ".join(f"{type(exc).__name__}: {exc}".split()))
+    finally:
+        con.close()
+    if cols:
+        _print_rows(cols, rows, fmt)
+
+
+def _dataset_dir(build_dir: Path) -> tuple[Path, Path | None]:
+    """(the dataset folder, the build folder holding its parquet and card, if any); exit 2 if neither."""
+    if (build_dir / "dataset" / "dataset_dict.json").is_file():
+        return build_dir / "dataset", build_dir
+    if (build_dir / "dataset_dict.json").is_file():
+        parent = build_dir.parent if build_dir.name == "dataset" else None
+        return build_dir, parent
+    what = "does not exist" if not build_dir.exists() else "is not a build directory (no dataset/dataset_dict.json)"
+    _fail(f"{build_dir} {what}; pass a build directory such as builds/quickstart", 2)
+
+
+def _show_rows(dd, n: int) -> None:
+    for name, ds in dd.items():
+        for row in ds.select(range(min(n, len(ds)))):
+            out.rule(Text(f"{name} · {row['id']} · weight {row['reward_weight']:.3f}"))
+            for m in row["messages"]:
+                if m["role"] == "system":
+                    out.print(Text(f"system: {m['content'][:200]}…", style="dim"))
+                    continue
+                style = "bold green" if m["loss"] else ("cyan" if m["role"] == "assistant" else "")
+                out.print(Text.assemble((m["role"], style), f": {m['content']}"))
 
 
 @app.command()
 def inspect(
     build_dir: Path = typer.Argument(..., help="A build directory (or its dataset/ folder)."),
-    n: int = typer.Option(1, "--n", help="Sample rows to show per dataset."),
+    n: int = typer.Option(1, "--n", min=0, help="Sample rows to show per dataset."),
 ) -> None:
-    """Print row counts per dataset and a sample conversation."""
+    """Print row counts per dataset and a sample conversation; exit 1 when dataset, parquet and card disagree."""
     from datasets import load_from_disk
 
-    path = build_dir / "dataset" if (build_dir / "dataset").is_dir() else build_dir
-    if not path.is_dir():
-        _fail(f"no dataset at {path}")
+    from steca_data.build.verify import output_problem
+
+    path, build = _dataset_dir(build_dir)
     dd = load_from_disk(str(path))
-    table = Table(title=str(path))
+    table = Table(title=Text(str(path)))
     table.add_column("dataset")
     table.add_column("rows", justify="right")
     table.add_column("columns")
     for name, ds in dd.items():
-        table.add_row(name, str(len(ds)), ", ".join(ds.column_names))
+        table.add_row(Text(name), str(len(ds)), Text(", ".join(ds.column_names)))
     out.print(table)
-    for name, ds in dd.items():
-        for row in ds.select(range(min(n, len(ds)))):
-            out.rule(f"{name} · {row['id']} · weight {row['reward_weight']:.3f}")
-            for m in row["messages"]:
-                if m["role"] == "system":
-                    out.print(f"[dim]system: {m['content'][:200]}…[/dim]", highlight=False)
-                    continue
-                style = "bold green" if m["loss"] else ("cyan" if m["role"] == "assistant" else "")
-                out.print(
-                    f"[{style}]{m['role']}[/]: {m['content']}" if style else f"{m['role']}: {m['content']}",
-                    highlight=False,
-                )
+    _show_rows(dd, n)
+    problem = output_problem(build, dd) if build is not None else None
+    if problem:
+        _fail(f"{build}: outputs disagree: {problem}")
 
 
 @app.command()
@@ -178,47 +222,49 @@ def report(
     from steca_data.build.report import write_report
 
     if not (build_dir / "cache.duckdb").is_file():
-        _fail(f"no cache.duckdb in {build_dir}")
+        _fail(f"no cache.duckdb in {build_dir}", 2)
     summary = write_report(build_dir, out_dir)
     target = out_dir or build_dir / "report"
     for plot in summary["plots"]:
-        out.print(f"wrote {target / plot}")
+        out.print(Text(f"wrote {target / plot}"))
     if "step_reward_by_remaining" in summary:
         pairs = ", ".join(f"{k}: {v:.2f}" for k, v in sorted(summary["step_reward_by_remaining"].items(), reverse=True))
-        out.print(f"mean expert step reward by steps remaining: {pairs}")
+        out.print(Text(f"mean expert step reward by steps remaining: {pairs}"))
     out.print(
-        f"first deviations: {summary['first_deviations']} of {summary['walked_tasks']} walked tasks; "
-        f"datasets: {summary['dataset_sizes']}"
+        Text(
+            f"first deviations: {summary['first_deviations']} of {summary['walked_tasks']} walked tasks; "
+            f"datasets: {summary['dataset_sizes']}"
+        )
     )
 
 
 @app.command()
 def bench(
     recipe: Path = typer.Argument(..., help="A recipe whose build (and warm-up model) exists."),
-    tasks: int = typer.Option(8, "--tasks", help="Train tasks to roll out from."),
+    tasks: int = typer.Option(32, "--tasks", help="Train tasks to roll out from (x rollouts.n in flight)."),
     n: int | None = typer.Option(None, "--n", help="Rollouts per task (default rollouts.n)."),
     model: str | None = typer.Option(None, "--model", help="Policy model (default: the recipe's base agent)."),
-    baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Also run the one-at-a-time baseline."),
     json_out: Path | None = typer.Option(None, "--json", help="Write the figures as JSON here."),
     set_: list[str] = SetOption,
 ) -> None:
-    """Rollouts/s of the batched engine vs one rollout at a time, same policy and environment."""
+    """Rollouts/s: the engine (continuous), the same backend in lock-step, and the sequential reference."""
     from steca_data.build.bench import BenchError, bench_table, run_bench
 
     r = _recipe(recipe, set_)
     try:
-        figures, arms = run_bench(r, tasks, n, model, baseline)
+        figures, arms = run_bench(r, tasks, n, model)
     except BenchError as exc:
         _fail(str(exc).replace("RECIPE", str(recipe)))
     out.print(bench_table(figures, arms))
     out.print(
-        "engine: every rollout advances in lock-step, one batched policy call per step; sequential: one "
-        "rollout at a time, one policy call per step (same rollouts, seeds and policy)."
+        "engine: the recipe's backend, each episode's next request joins the running batch as soon as its "
+        "environment step returns; lockstep: the same backend, one batch per step; reference: transformers, "
+        "one rollout at a time, one request per step. Same rollouts, seeds and weights; 'in policy' and "
+        "'in env' overlap under the continuous schedule."
     )
-    if "speedup" in figures:
-        out.print(f"engine / sequential rollouts per second: [bold]{figures['speedup']:.2f}x[/bold]")
     if json_out:
         json_out.write_text(json.dumps(figures, indent=1))
+    typer.echo(f"ratio: {figures['ratio']:.2f}")
 
 
 @app.command()
@@ -226,8 +272,10 @@ def push(build_dir: Path, repo_id: str, public: bool = typer.Option(False, "--pu
     """Push a finished build (parquet + card) to the Hugging Face Hub (needs HF_TOKEN)."""
     from steca_data.build.output import PushError, push_to_hub
 
+    if not (build_dir / "parquet").is_dir():
+        _fail(f"{build_dir} is not a build directory with parquet/ (build it first)", 2)
     try:
-        out.print(f"Pushed to {push_to_hub(build_dir, repo_id, private=not public)}")
+        out.print(Text(f"Pushed to {push_to_hub(build_dir, repo_id, private=not public)}"))
     except PushError as exc:
         _fail(str(exc))
 
@@ -238,7 +286,7 @@ def schemas_export(out_dir: Path = typer.Option(None, "--out", help="Folder (def
     from steca_data.core.schema_io import REPO_SCHEMA_DIR, export_json_schemas
 
     for path in export_json_schemas(out_dir or REPO_SCHEMA_DIR):
-        out.print(f"wrote {path}")
+        out.print(Text(f"wrote {path}"))
 
 
 @schemas_app.command("check")
@@ -252,5 +300,10 @@ def schemas_check(out_dir: Path = typer.Option(None, "--out")) -> None:
     out.print("schemas up to date")
 
 
+def main() -> None:
+    """The ``steca-data`` console script: the app under the one error policy (``cli.common.run_app``)."""
+    entry_point(app, "steca-data")
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -14,6 +14,15 @@ MESSAGE = {"role": Value("string"), "content": Value("string")}
 MESSAGES = List(MESSAGE)
 
 
+def columns(dtype: str, *names: str) -> dict:
+    """Arrow features for several columns of one type."""
+    return {name: Value(dtype) for name in names}
+
+
+# every per-step export row names where it comes from the same way
+ROW_ID = {"id": Value("string"), "task_id": Value("string"), "step": Value("int64")}
+
+
 @dataclass
 class Split:
     """One split of the exported DatasetDict: rows (already in their final order) and explicit features."""

@@ -7,9 +7,8 @@ names no absolute path and no time, so exporting the same build twice writes the
 
 from __future__ import annotations
 
-import yaml
-
 from steca_data import __version__
+from steca_data.build.output import card_head
 
 from .build_dir import BuildDir
 from .bundle import Bundle
@@ -29,12 +28,7 @@ def render_card(bundle: Bundle, build: BuildDir) -> str:
     header = {"configs": _configs(bundle), "tags": ["steca", "agents", "trajectories", bundle.format]}
     recipe = build.recipe
     lines = [
-        "---",
-        yaml.safe_dump(header, sort_keys=False).strip(),
-        "---",
-        "",
-        f"# {recipe.name}: {bundle.title}",
-        "",
+        *card_head(header, f"{recipe.name}: {bundle.title}"),
         f"Exported by `steca-data export --format {bundle.format}` (steca-data {__version__}) for {bundle.consumer}.",
         "",
         f"- source build: `{build.path.name}` (recipe `{recipe.name}`), "

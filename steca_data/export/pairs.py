@@ -50,13 +50,34 @@ def _include_example(build: BuildDir) -> bool:
     return build.recipe.prompt.include_example
 
 
+def _row_pair(row: dict, kind: str, t: int, texts: tuple, chosen_from, rejected_from) -> Pair:
+    """A pair made from a built row: its id, reward weight and distance, the two trajectories' outcomes."""
+    prompt, chosen, rejected = texts
+    return Pair(
+        id=row["id"],
+        kind=kind,
+        task_id=row["provenance"]["task_id"],
+        step=t,
+        prompt=prompt,
+        chosen=chosen,
+        rejected=rejected,
+        chosen_score=chosen_from.outcome_reward,
+        rejected_score=rejected_from.outcome_reward,
+        weight=row["reward_weight"],
+        distance=row["distance"],
+    )
+
+
+def _row_sources(build: BuildDir, row: dict):
+    """A Dc/Ds row's step, the expert walk and the rollout it was assembled from."""
+    prov = row["provenance"]
+    return prov["step"], build.engine.walk(prov["task_id"]), build.engine.rollout(prov["rollout_ids"][0])
+
+
 def calibration_pairs(build: BuildDir, bundle: Bundle, kind: str = "steca") -> list[Pair]:
     pairs = []
     for row in build.rows.get("dc", []):
-        prov = row["provenance"]
-        t = prov["step"]
-        walk = build.engine.walk(prov["task_id"])
-        deviated = build.engine.rollout(prov["rollout_ids"][0])
+        t, walk, deviated = _row_sources(build, row)
         if len(deviated.steps) < t or deviated.steps[t - 1].action != row["deviated_action"]:
             raise ExportError(f"{build.path}: Dc row {row['id']}: its rollout does not start with the deviated step")
         prompt, chosen = split_at_loss(row["messages"])
@@ -67,51 +88,20 @@ def calibration_pairs(build: BuildDir, bundle: Bundle, kind: str = "steca") -> l
         if deviated.outcome_reward >= walk.expert.outcome_reward:
             bundle.skip(f"{kind}: the deviated continuation did as well as the expert")
             continue
-        pairs.append(
-            Pair(
-                id=row["id"],
-                kind=kind,
-                task_id=prov["task_id"],
-                step=t,
-                prompt=prompt,
-                chosen=chosen,
-                rejected=rejected,
-                chosen_score=walk.expert.outcome_reward,
-                rejected_score=deviated.outcome_reward,
-                weight=row["reward_weight"],
-                distance=row["distance"],
-            )
-        )
+        pairs.append(_row_pair(row, kind, t, (prompt, chosen, rejected), walk.expert, deviated))
     return pairs
 
 
 def subtrajectory_pairs(build: BuildDir, bundle: Bundle) -> list[Pair]:
     pairs = []
     for row in build.rows.get("ds", []):
-        prov = row["provenance"]
-        t = prov["step"]
-        walk = build.engine.walk(prov["task_id"])
-        exploration = build.engine.rollout(prov["rollout_ids"][0])
+        t, walk, exploration = _row_sources(build, row)
         prompt, chosen = split_at_loss(row["messages"])  # expert prefix e_{1:t-1} | e_{t:m}
         rejected = continuation(exploration, t - 1)  # the agent from its first error on
         if not rejected:
             bundle.skip("ds: the exploration has no steps from its first error on")
             continue
-        pairs.append(
-            Pair(
-                id=row["id"],
-                kind="ds",
-                task_id=prov["task_id"],
-                step=t,
-                prompt=prompt,
-                chosen=chosen,
-                rejected=rejected,
-                chosen_score=walk.expert.outcome_reward,
-                rejected_score=exploration.outcome_reward,
-                weight=row["reward_weight"],
-                distance=row["distance"],
-            )
-        )
+        pairs.append(_row_pair(row, "ds", t, (prompt, chosen, rejected), walk.expert, exploration))
     return pairs
 
 
@@ -150,23 +140,24 @@ def step_pairs(build: BuildDir, bundle: Bundle) -> list[Pair]:
         step = c.walk.expert.steps[c.t - 1]
         expert = [{"role": "assistant", "content": format_turn(step.thought, step.action)}]
         agent = [{"role": "assistant", "content": format_turn(c.proposal["thought"], c.proposal["action"])}]
-        expert_wins = c.expert_value > c.proposal_value
         pairs.append(
-            Pair(
-                id=unit_key("export-ipr", "1", expert=c.expert_key, proposal=c.proposal_key),
-                kind="ipr",
-                task_id=c.walk.task.task_id,
-                step=c.t,
-                prompt=history(c.walk.expert, include, c.t - 1),
-                chosen=expert if expert_wins else agent,
-                rejected=agent if expert_wins else expert,
-                chosen_score=max(c.expert_value, c.proposal_value),
-                rejected_score=min(c.expert_value, c.proposal_value),
-                weight=1.0,
-                distance=-1.0,
+            _ranked_pair(
+                unit_key("export-ipr", "1", expert=c.expert_key, proposal=c.proposal_key),
+                "ipr",
+                c.walk.task.task_id,
+                c.t,
+                history(c.walk.expert, include, c.t - 1),
+                (expert, c.expert_value),
+                (agent, c.proposal_value),
             )
         )
     return pairs
+
+
+def _ranked_pair(pair_id: str, kind: str, task_id: str, step: int, prompt, a: tuple, b: tuple) -> Pair:
+    """The pair of two (messages, score) sides, the higher score chosen (the expert's side wins ties)."""
+    chosen, rejected = (a, b) if a[1] >= b[1] else (b, a)
+    return Pair(pair_id, kind, task_id, step, prompt, chosen[0], rejected[0], chosen[1], rejected[1], 1.0, -1.0)
 
 
 def trajectory_pairs(build: BuildDir, bundle: Bundle) -> list[Pair]:
@@ -185,21 +176,7 @@ def trajectory_pairs(build: BuildDir, bundle: Bundle) -> list[Pair]:
                 bundle.skip("eto: an exploration repeating an earlier one's actions (or empty)")
                 continue
             seen.add(actions)
-            expert_wins = expert.outcome_reward > episode.outcome_reward
-            ours, theirs = continuation(expert, 0), continuation(episode, 0)
-            pairs.append(
-                Pair(
-                    id=key,
-                    kind="eto",
-                    task_id=task_id,
-                    step=0,
-                    prompt=history(expert, include, 0),
-                    chosen=ours if expert_wins else theirs,
-                    rejected=theirs if expert_wins else ours,
-                    chosen_score=max(expert.outcome_reward, episode.outcome_reward),
-                    rejected_score=min(expert.outcome_reward, episode.outcome_reward),
-                    weight=1.0,
-                    distance=-1.0,
-                )
-            )
+            ours = (continuation(expert, 0), expert.outcome_reward)
+            theirs = (continuation(episode, 0), episode.outcome_reward)
+            pairs.append(_ranked_pair(key, "eto", task_id, 0, history(expert, include, 0), ours, theirs))
     return pairs

@@ -12,25 +12,21 @@ from __future__ import annotations
 from datasets import Features, List, Value
 
 from .build_dir import BuildDir
-from .bundle import Bundle, Split
+from .bundle import MESSAGES, ROW_ID, Bundle, Split, columns
 from .chat import split_at_loss
 
 SEGMENTS = ("system", "task", "history", "error", "reflection", "continuation")
 
 FEATURES = Features(
     {
-        "id": Value("string"),
-        "task_id": Value("string"),
-        "step": Value("int64"),
+        **ROW_ID,
         "messages": List(
             {"role": Value("string"), "content": Value("string"), "loss": Value("bool"), "segment": Value("string")}
         ),
-        "prompt": List({"role": Value("string"), "content": Value("string")}),
-        "completion": List({"role": Value("string"), "content": Value("string")}),
-        "erroneous_action": Value("string"),
-        "reflection": Value("string"),
-        "corrected_action": Value("string"),
-        "reward_weight": Value("float64"),
+        "prompt": MESSAGES,
+        "completion": MESSAGES,
+        **columns("string", "erroneous_action", "reflection", "corrected_action"),
+        **columns("float64", "reward_weight"),
     }
 )
 

@@ -13,23 +13,18 @@ from datasets import Features, Value
 
 from . import pairs
 from .build_dir import BuildDir
-from .bundle import MESSAGES, Bundle, Split
+from .bundle import MESSAGES, ROW_ID, Bundle, Split, columns
 
 KINDS = ("steca", "ipr", "eto")
 
 FEATURES = Features(
     {
-        "id": Value("string"),
+        **ROW_ID,
         "kind": Value("string"),
-        "task_id": Value("string"),
-        "step": Value("int64"),
         "prompt": MESSAGES,
         "chosen": MESSAGES,
         "rejected": MESSAGES,
-        "chosen_score": Value("float64"),
-        "rejected_score": Value("float64"),
-        "margin": Value("float64"),
-        "weight": Value("float64"),
+        **columns("float64", "chosen_score", "rejected_score", "margin", "weight"),
     }
 )
 

@@ -33,8 +33,9 @@ class Policy(Protocol):
     def generate(self, requests: list[PolicyRequest], params: SamplingParams) -> list[str]: ...
 
 
-# backends that can restrict the Action span to the admissible actions (random always picks one of them)
-CONSTRAINING_BACKENDS = ("transformers", "vllm", "random")
+# backends that can restrict the Action span to the admissible actions (random always picks one of them;
+# openai through the server's structured outputs)
+CONSTRAINING_BACKENDS = ("transformers", "vllm", "random", "openai")
 
 
 def sampling_params(spec, temperature: float | None = None, seed: int | None = None) -> SamplingParams:

@@ -15,11 +15,16 @@ from pathlib import Path
 LOCAL_PREFIX = {"transformers": "hf", "vllm": "vllm"}
 
 
+# written beside a checkpoint but not part of it: a training log holds wall-clock seconds, and hashing it
+# would give the same weights a different id on every run
+NOT_WEIGHTS = {"train_log.json"}
+
+
 def model_digest(path: Path) -> str:
-    """Short content hash of a checkpoint's config and weights, so cache keys follow the weights."""
+    """Short content hash of a checkpoint's config, tokenizer and weights, so cache keys follow the weights."""
     h = hashlib.sha256()
     for f in sorted(path.glob("*")):
-        if f.suffix in (".json", ".safetensors", ".bin") and f.is_file():
+        if f.suffix in (".json", ".safetensors", ".bin") and f.is_file() and f.name not in NOT_WEIGHTS:
             h.update(f.name.encode())
             size = f.stat().st_size
             h.update(str(size).encode())

@@ -3,7 +3,10 @@
 Requests of a batch go out concurrently (``max_concurrency`` threads). Each request is retried with
 exponential backoff on server errors, rate limits, connection errors and timeouts; the client's own
 retries are off so that the attempts, the backoff and the timeout are exactly what the recipe says.
-Constrained actions are not available here (the endpoint decodes); replies are parsed like any other.
+Constrained actions go through the server's structured outputs (vLLM's ``structured_outputs`` request
+field): a regex that bounds the thought and allows only an admissible action after ``Action:``. The
+client cannot count the server's tokens, so the budget assumes the worst case of one character per token
+for the action too: the Action line is always reached within ``max_new_tokens``.
 """
 
 from __future__ import annotations
@@ -14,7 +17,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from steca_data.policies.base import PolicyRequest, SamplingParams
+from steca_data.policies.grammar import GRAMMAR_OVERHEAD_TOKENS, action_regex
 from steca_data.policies.ids import served_policy_id
+
+
+def structured_outputs(request: PolicyRequest, params: SamplingParams) -> dict | None:
+    """The request's structured-output field, or None when unconstrained."""
+    if not (params.constrained and request.admissible):
+        return None
+    budget = params.max_new_tokens - max(len(a) for a in request.admissible) - GRAMMAR_OVERHEAD_TOKENS
+    return {"structured_outputs": {"regex": action_regex(request.admissible, budget)}}
 
 
 class PolicyBackendError(RuntimeError):
@@ -74,6 +86,7 @@ class OpenAIPolicy:
                     top_p=params.top_p,
                     max_tokens=params.max_new_tokens,
                     seed=request.seed if request.seed is not None else params.seed,
+                    extra_body=structured_outputs(request, params),
                 )
                 return response.choices[0].message.content or ""
             except Exception as exc:

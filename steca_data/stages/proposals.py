@@ -5,18 +5,15 @@ from __future__ import annotations
 from steca_data.core.keys import seed_of
 from steca_data.core.schemas import Trajectory
 from steca_data.episodes.runner import EpisodeStart
-from steca_data.stages.base import BuildContext, Emit, Stage, Unit
+from steca_data.stages.base import BuildContext, Emit, Unit
 from steca_data.stages.play import play_units
-from steca_data.stages.walks import engine_of, engine_waiting
+from steca_data.stages.walks import EngineStage, engine_of
 
 
-class ProposalStage(Stage):
+class ProposalStage(EngineStage):
     name = "proposals"
     table = "proposals"
     unit_name = "prefixes"
-
-    def waiting_for(self, ctx: BuildContext) -> str | None:
-        return engine_waiting(ctx)
 
     def units(self, ctx: BuildContext) -> list[Unit]:
         return [Unit(key, w.task.task_id, (w, t)) for w, t, key in engine_of(ctx).proposal_units()]

@@ -11,18 +11,15 @@ import json
 from steca_data.core.keys import prefix_key, seed_of
 from steca_data.core.schemas import Trajectory
 from steca_data.episodes.runner import EpisodeStart
-from steca_data.stages.base import BuildContext, Emit, Stage, Unit
+from steca_data.stages.base import BuildContext, Emit, Unit
 from steca_data.stages.play import play_units
-from steca_data.stages.walks import engine_of, engine_waiting
+from steca_data.stages.walks import EngineStage, engine_of
 
 
-class RolloutStage(Stage):
+class RolloutStage(EngineStage):
     name = "rollouts"
     table = "rollouts"
     unit_name = "rollouts"
-
-    def waiting_for(self, ctx: BuildContext) -> str | None:
-        return engine_waiting(ctx)
 
     def note(self, ctx: BuildContext) -> str:
         engine = engine_of(ctx)

@@ -18,8 +18,9 @@ from steca_data.core.schemas import Step, Task, Trajectory
 from steca_data.episodes.runner import PromptConfig
 from steca_data.policies.base import SamplingParams, sampling_params
 from steca_data.stages.agent import AgentHandle
-from steca_data.stages.base import BuildContext
+from steca_data.stages.base import BuildContext, Stage
 from steca_data.stages.experts import ExpertTrajectories
+from steca_data.stages.imports import ImportedTasks
 
 PROPOSAL_VERSION = "1"
 ROLLOUT_VERSION = "1"
@@ -67,7 +68,9 @@ class Engine:
         self.cache = ctx.cache
         self.agent = ctx.find(AgentHandle)
         self._experts = ctx.get(ExpertTrajectories)
-        self._train = ctx.tasks["train"][: self.recipe.rollouts.tasks]
+        imported = ctx.find(ImportedTasks)  # imported experts: walk the tasks their records name
+        train = list(imported.train) if imported is not None else ctx.tasks["train"]
+        self._train = train[: self.recipe.rollouts.tasks]
         self._ctx = ctx
 
     @cached_property
@@ -233,6 +236,13 @@ def engine_waiting(ctx: BuildContext) -> str | None:
     if ctx.find(AgentHandle) is None:
         return "after the warm-up"
     return None
+
+
+class EngineStage(Stage):
+    """A stage whose units are keyed by the engine (walks and the base agent): listed once both exist."""
+
+    def waiting_for(self, ctx: BuildContext) -> str | None:
+        return engine_waiting(ctx)
 
 
 def engine_of(ctx: BuildContext) -> Engine:

@@ -150,7 +150,10 @@ def test_bench_plays_the_same_rollouts_in_both_arms(tmp_path):
     proc = run_cli("bench", str(path), "--tasks", "2", "--n", "2", "--json", str(out))
     assert proc.returncode == 0, proc.stderr
     figures = json.loads(out.read_text())
-    engine, sequential = figures["arms"]
-    assert engine["rollouts"] == sequential["rollouts"] == 4
-    assert engine["steps"] == sequential["steps"], "same seeds, same policy: the same rollouts"
-    assert figures["speedup"] > 0 and "engine / sequential" in proc.stdout
+    engine, lockstep, reference = figures["arms"]
+    assert [a["schedule"] for a in figures["arms"]] == ["continuous", "lockstep", "lockstep"]
+    assert engine["rollouts"] == lockstep["rollouts"] == reference["rollouts"] == 4
+    assert lockstep["identical"] == reference["identical"] == 1.0, "same seeds, same policy: the same rollouts"
+    assert engine["steps"] == reference["steps"]
+    ratio = float(proc.stdout.strip().splitlines()[-1].removeprefix("ratio: "))
+    assert ratio == pytest.approx(figures["ratio"], abs=0.01) and ratio > 0

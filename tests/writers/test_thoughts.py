@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 
 import duckdb
+import pytest
 
 from steca_data.build.builder import Builder
+from steca_data.core.failures import BuildFailed
 from steca_data.core.progress import Reporter
 from steca_data.recipe.model import load_recipe
 from steca_data.writers.thoughts import parse_numbered_thoughts, template_thought
@@ -88,8 +90,10 @@ def test_unusable_replies_are_recorded_as_failures(tmp_path):
                 "thoughts": {"backend": "openai", "base_url": server.base_url, "max_retries": 1, "timeout_s": 5.0}
             },
         )
-        summary = Builder(load_recipe(path), Reporter(quiet=True)).build()
-    assert summary.failed == 2 and summary.output.counts == {"expert": 0}
+        with pytest.raises(BuildFailed, match="expert: 2 of 2 units failed") as info:
+            Builder(load_recipe(path), Reporter(quiet=True)).build()
+    summary = info.value.summary  # every thought failed: the build fails, it does not say "Built (expert=0)"
+    assert summary.failed == 2 and summary.output is None
     con = duckdb.connect(str(tmp_path / "build" / "cache.duckdb"), read_only=True)
     errors = con.execute("select stage, error from failures").fetchall()
     assert len(errors) == 2 and all(s == "expert" and "no usable thoughts" in e for s, e in errors)

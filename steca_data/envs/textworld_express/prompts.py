@@ -7,25 +7,13 @@ import re
 PROMPT_VERSION = "twx-v1"
 
 _DOORS = ["move DIRECTION", "open door to LOCATION"]
+_LOOK = ["look around", "inventory"]
+_HANDLE = [*_LOOK, "open OBJ", "close OBJ", "take OBJ", "put OBJ in OBJ"]
 ACTIONS: dict[str, list[str]] = {
-    "twc": [
-        "look around",
-        "inventory",
-        "open OBJ",
-        "close OBJ",
-        "take OBJ",
-        "put OBJ in OBJ",
-        "put OBJ on OBJ",
-        *_DOORS,
-    ],
-    "coin": ["look around", "inventory", *_DOORS, "take coin"],
+    "twc": [*_HANDLE, "put OBJ on OBJ", *_DOORS],
+    "coin": [*_LOOK, *_DOORS, "take coin"],
     "cookingworld": [
-        "look around",
-        "inventory",
-        "open OBJ",
-        "close OBJ",
-        "take OBJ",
-        "put OBJ in OBJ",
+        *_HANDLE,
         "read cookbook",
         "slice OBJ with knife",
         "chop OBJ with knife",
