@@ -41,8 +41,8 @@ class VLLMUnavailable(ImportError):
 def import_vllm():
     """Import vLLM in-process (no engine subprocess), hiding broken torch extensions first."""
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # in-process: no spawn, no __main__ guard
-    # in-process on a CPU, vLLM ran 3x faster with one OpenMP thread than with two (measured at batch 256)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # one OpenMP thread ran vLLM 3x faster than two on this CPU, but only if set before the process starts
+    # (OMP_NUM_THREADS=1 steca-data build ...): setting it here, after torch started, breaks vLLM's check
     os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; the default takes a large share of RAM
