@@ -16,24 +16,9 @@ from steca_data.build.builder import Builder
 from steca_data.core.progress import Reporter
 from steca_data.recipe.model import load_recipe
 from tests.conftest import write_recipe
+from tests.stages.test_agent import AGENT
 
-SMALL_QUICKSTART = {
-    "env": {"max_steps": 8},
-    "prompt": {"include_example": False, "history": 2},
-    "model": {
-        "vocab_size": 400,
-        "hidden_size": 32,
-        "num_layers": 1,
-        "num_heads": 2,
-        "intermediate_size": 64,
-        "max_positions": 768,
-    },
-    "sft": {"max_steps": 4, "lr": 5.0e-3, "warmup_steps": 1, "batch_tokens": 2048, "threads": 1},
-    "policy": {"backend": "transformers", "constrained": True, "max_new_tokens": 24, "batch_size": 16, "threads": 1},
-    "rollouts": {"n": 2, "tasks": 2, "max_steps": 6},
-    "reward": {"eta": 0.5},
-    "datasets": ["expert", "dc", "de", "ds"],
-}
+SMALL_QUICKSTART = {**AGENT, "reward": {"eta": 0.5}}  # the tiny warm-up agent recipe, eta as the quickstart
 
 
 def _first_difference(a, b) -> str:
