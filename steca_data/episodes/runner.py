@@ -61,6 +61,7 @@ class EpisodeStart:
     # replayed in the env first; their thoughts/actions appear in the prompt history
     prefix: list[Step] = field(default_factory=list)
     seed: int = 0  # per-episode sampling seed
+    max_steps: int | None = None  # this episode's own limit (prefix included); default: the run's
 
 
 class EpisodeError(RuntimeError):
@@ -173,7 +174,8 @@ class _Run:
         i = self.pending.popleft()
         session = self.free.pop() if self.free else self.pool.backend.new_session()
         self.live.add(i)
-        return Episode(i, self.starts[i], session, self.max_steps)
+        start = self.starts[i]
+        return Episode(i, start, session, start.max_steps if start.max_steps is not None else self.max_steps)
 
     def finish(self, ep: Episode) -> None:
         traj = ep.trajectory(self.pool.backend.version, self.policy.policy_id, self.params, self.prompt, self.source)

@@ -21,13 +21,14 @@ class ProposalStage(EngineStage):
     def compute(self, ctx: BuildContext, todo: list[Unit], emit: Emit) -> None:
         engine = engine_of(ctx)
         params = engine.sampling(ctx.recipe.proposals.temperature)
-        # one policy step after each prefix: prefixes of the same length play together (same max_steps)
-        for t in sorted({u.item[1] for u in todo}):
-            group = [u for u in todo if u.item[1] == t]
-            starts = [
-                EpisodeStart(w.task, list(w.expert.steps[: t - 1]), seed_of(u.key)) for u in group for w in [u.item[0]]
-            ]
-            play_units(ctx, engine.agent.policy, group, starts, params, t, engine.prompt, emit, "rollout")
+        # one policy step after each prefix, every prefix in flight at once (each episode stops at its t)
+        starts = [
+            EpisodeStart(w.task, list(w.expert.steps[: t - 1]), seed_of(u.key), max_steps=t)
+            for u in todo
+            for w, t in [u.item]
+        ]
+        max_t = max(u.item[1] for u in todo)
+        play_units(ctx, engine.agent.policy, todo, starts, params, max_t, engine.prompt, emit, "rollout")
 
     def store(self, ctx: BuildContext, unit: Unit, result: Trajectory) -> bool:
         walk, t = unit.item
