@@ -42,7 +42,8 @@ def _options(
 
 def _build_summary(reporter, summary, r) -> None:
     for res in summary.results:
-        reporter.info(escape(f"{res.stage}: {res.computed} computed, {res.cached} cached"))
+        took = f" in {res.seconds:.1f} s" if res.computed or res.failed else ""
+        reporter.info(escape(f"{res.stage}: {res.computed} computed, {res.cached} cached{took}"))
     for line in summary.failure_lines():
         reporter.info(f"[yellow]{escape(line)}[/yellow] (the next build retries them; see the failures table)")
     o = summary.output
@@ -241,8 +242,11 @@ def report(
 @app.command()
 def bench(
     recipe: Path = typer.Argument(..., help="A recipe whose build (and warm-up model) exists."),
-    tasks: int = typer.Option(32, "--tasks", help="Train tasks to roll out from (x rollouts.n in flight)."),
-    n: int | None = typer.Option(None, "--n", help="Rollouts per task (default rollouts.n)."),
+    tasks: int = typer.Option(64, "--tasks", help="Train tasks to roll out from (x --n in flight)."),
+    n: int = typer.Option(4, "--n", min=1, help="Rollouts per task."),
+    reference_every: int | None = typer.Option(
+        None, "--reference-every", min=1, help="The reference plays every K-th rollout (default: --n, one per task)."
+    ),
     model: str | None = typer.Option(None, "--model", help="Policy model (default: the recipe's base agent)."),
     json_out: Path | None = typer.Option(None, "--json", help="Write the figures as JSON here."),
     set_: list[str] = SetOption,
@@ -252,14 +256,15 @@ def bench(
 
     r = _recipe(recipe, set_)
     try:
-        figures, arms = run_bench(r, tasks, n, model)
+        figures, arms = run_bench(r, tasks, n, model, reference_every)
     except BenchError as exc:
         _fail(str(exc).replace("RECIPE", str(recipe)))
-    out.print(bench_table(figures, arms))
+    out.print(bench_table(figures, arms), width=None if out.is_terminal else 132)  # logs: no cut headers
     out.print(
         "engine: the recipe's backend, each episode's next request joins the running batch as soon as its "
         "environment step returns; lockstep: the same backend, one batch per step; reference: transformers, "
-        "one rollout at a time, one request per step. Same rollouts, seeds and weights; 'in policy' and "
+        f"one rollout at a time, one request per step, on one in {figures['reference_every']} of the same "
+        "rollouts (sequential: its rate does not depend on how many). Same seeds and weights; 'in policy' and "
         "'in env' overlap under the continuous schedule."
     )
     if json_out:

@@ -62,6 +62,7 @@ class StageResult:
     units: int = 0  # units the stage lists
     unit_failures: int = 0  # of those, units that failed in this build after retries
     first_error: str = ""
+    seconds: float = 0.0  # wall time of the stage in this build (shown in the summary, never stored)
 
     @property
     def failure_rate(self) -> float:
@@ -205,6 +206,12 @@ class Stage(ABC):
         return StagePlan(self.name, len(keys), len(self.done(ctx, keys)), note, failed=len(failed))
 
     def run(self, ctx: BuildContext) -> StageResult:
+        start = time.perf_counter()
+        result = self._run(ctx)
+        result.seconds = time.perf_counter() - start
+        return result
+
+    def _run(self, ctx: BuildContext) -> StageResult:
         self.prepare(ctx)
         units = self.units(ctx)
         done = self.done(ctx, [u.key for u in units])

@@ -142,7 +142,7 @@ def test_report_writes_plots(engine_build):
     assert summary["dataset_sizes"]["expert"] == 6
 
 
-def test_bench_plays_the_same_rollouts_in_both_arms(tmp_path):
+def test_bench_plays_the_same_rollouts_in_every_arm(tmp_path):
     import json
 
     path = _engine_recipe(tmp_path, name="bench")
@@ -152,8 +152,9 @@ def test_bench_plays_the_same_rollouts_in_both_arms(tmp_path):
     figures = json.loads(out.read_text())
     engine, lockstep, reference = figures["arms"]
     assert [a["schedule"] for a in figures["arms"]] == ["continuous", "lockstep", "lockstep"]
-    assert engine["rollouts"] == lockstep["rollouts"] == reference["rollouts"] == 4
+    assert engine["rollouts"] == lockstep["rollouts"] == 4
+    assert figures["reference_every"] == 2 and reference["rollouts"] == 2, "one seed of every task by default"
     assert lockstep["identical"] == reference["identical"] == 1.0, "same seeds, same policy: the same rollouts"
-    assert engine["steps"] == reference["steps"]
+    assert engine["steps"] == lockstep["steps"]
     ratio = float(proc.stdout.strip().splitlines()[-1].removeprefix("ratio: "))
     assert ratio == pytest.approx(figures["ratio"], abs=0.01) and ratio > 0
