@@ -188,6 +188,8 @@ def run_app(app: typer.Typer, args: list[str] | None = None, prog: str | None = 
     args, debug = _split_debug(list(sys.argv[1:] if args is None else args))
     before = _state["debug"]
     _state["debug"] = before or debug
+    if debug:  # engines started by this run log their warnings too (vLLM reads it at import)
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     try:
         with _quiet_failures(debugging()):
             return _invoke(app, args, prog)

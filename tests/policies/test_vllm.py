@@ -70,3 +70,16 @@ def test_engine_failures_surface_as_errors(vllm_policy, tmp_path):
     (odd / "config.json").write_text('{"hidden_size": 64, "num_attention_heads": 4, "max_position_embeddings": 512}')
     with pytest.raises(ValueError, match="head_dim 16 .* no vLLM CPU attention kernel"):
         VLLMPolicy(str(odd))
+
+
+def test_token_id_prompts_are_what_vllm_would_tokenise(vllm_policy):
+    """Prompts go to the engine as token ids from the Rust tokenizer: they must equal vLLM's own
+    tokenisation of the text prompt, or rollouts would change with the speed-up."""
+    tokenizer = vllm_policy.llm.get_tokenizer()
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=12)
+    for i, content in enumerate(["hi", "Task: put the apple in the fridge.\n" * 7, "ünïcödé  spaces\t\ttabs"]):
+        request = PolicyRequest([{"role": "user", "content": content}], [], seed=i)
+        text = tokenizer.apply_chat_template(request.messages, add_generation_prompt=True, tokenize=False)
+        assert vllm_policy._prompt(request)["prompt_token_ids"] == tokenizer(text)["input_ids"]
+        from_text = vllm_policy.llm.generate([text], vllm_policy._params(request, greedy), use_tqdm=False)
+        assert vllm_policy.generate([request], greedy) == [from_text[0].outputs[0].text.strip()]
