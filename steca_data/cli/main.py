@@ -259,8 +259,9 @@ def bench(
         figures, arms = run_bench(r, tasks, n, model, reference_every)
     except BenchError as exc:
         _fail(str(exc).replace("RECIPE", str(recipe)))
-    out.print(bench_table(figures, arms), width=None if out.is_terminal else 132)  # logs: no cut headers
-    out.print(
+    shown = out if out.is_terminal else Console(width=132)  # in logs: a table wide enough for its headers
+    shown.print(bench_table(figures, arms))
+    shown.print(
         "engine: the recipe's backend, each episode's next request joins the running batch as soon as its "
         "environment step returns; lockstep: the same backend, one batch per step; reference: transformers, "
         f"one rollout at a time, one request per step, on one in {figures['reference_every']} of the same "
