@@ -190,6 +190,8 @@ def run_app(app: typer.Typer, args: list[str] | None = None, prog: str | None = 
     _state["debug"] = before or debug
     if debug:  # engines started by this run log their warnings too (vLLM reads it at import)
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    elif "torch" not in sys.modules:  # torch's C++ start-up warnings (vLLM's NUMA binding): --debug only
+        os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
     try:
         with _quiet_failures(debugging()):
             return _invoke(app, args, prog)
