@@ -54,6 +54,17 @@ def write_recipe(directory: Path, name: str = "tiny", train: int = 12, **section
     return path
 
 
+def count(db: Path, sql: str) -> int:
+    """The one number a ``select count(*) ...`` returns from a build's cache (opened read-only)."""
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql).fetchone()[0]
+    finally:
+        con.close()
+
+
 def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run ``steca-data`` in a fresh process, as a user would."""
     return subprocess.run(

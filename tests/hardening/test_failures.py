@@ -4,21 +4,12 @@ reported, fails the build past ``failures.max_rate``, shows in ``plan`` and is r
 
 from __future__ import annotations
 
-import duckdb
 import pytest
 
 from steca_data.core.failures import is_transient
 from steca_data.envs import EnvError
 from tests.chat_server import ChatServer
-from tests.conftest import run_cli, write_recipe
-
-
-def _count(db, sql: str) -> int:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql).fetchone()[0]
-    finally:
-        con.close()
+from tests.conftest import count, run_cli, write_recipe
 
 
 def test_killing_the_environment_retries_then_fails_then_a_rebuild_recomputes(tmp_path):
@@ -30,8 +21,8 @@ def test_killing_the_environment_retries_then_fails_then_a_rebuild_recomputes(tm
     last = crashed.stderr.strip().splitlines()[-1]
     assert last.startswith("error: gold: ") and "of 10 units failed" in last and "plan" in last, last
     db = tmp_path / "build" / "cache.duckdb"
-    failed = _count(db, "select count(*) from failures where stage = 'gold'")
-    stored = _count(db, "select count(*) from gold_paths")
+    failed = count(db, "select count(*) from failures where stage = 'gold'")
+    stored = count(db, "select count(*) from gold_paths")
     assert stored >= 3 and failed == 10 - stored, "nothing computed before the crash is lost"
     assert not (tmp_path / "build" / "dataset").exists(), "a failed build publishes no outputs"
 
@@ -42,8 +33,8 @@ def test_killing_the_environment_retries_then_fails_then_a_rebuild_recomputes(tm
     rebuilt = run_cli("build", str(path), "--quiet")
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert f"gold: {failed} computed, {stored} cached" in rebuilt.stderr
-    assert _count(db, "select count(*) from failures") == 0
-    assert _count(db, "select count(*) from trajectories") == 10
+    assert count(db, "select count(*) from failures") == 0
+    assert count(db, "select count(*) from trajectories") == 10
 
 
 def _thought_recipe(tmp_path, server, **failures):
@@ -81,7 +72,7 @@ def test_a_transient_http_failure_is_retried_within_the_build(cli, tmp_path):
         result = cli("build", str(path), "--quiet")
     assert result.code == 0, result.err
     assert "expert=3" in result.err and "failed" not in result.err.split("Built")[-1]
-    assert _count(tmp_path / "build" / "cache.duckdb", "select count(*) from failures") == 0
+    assert count(tmp_path / "build" / "cache.duckdb", "select count(*) from failures") == 0
 
 
 def test_failures_below_max_rate_are_reported_and_retried_next_time(cli, tmp_path):

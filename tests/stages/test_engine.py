@@ -15,7 +15,7 @@ from steca_data.build.builder import Builder
 from steca_data.core.progress import Reporter
 from steca_data.core.schema_io import load_json_schema
 from steca_data.recipe.model import load_recipe
-from tests.conftest import run_cli, write_recipe
+from tests.conftest import count, run_cli, write_recipe
 
 ENGINE = {
     "policy": {"backend": "random"},
@@ -26,14 +26,6 @@ ENGINE = {
 
 def _engine_recipe(directory, name="engine", train=6, **extra):
     return write_recipe(directory, name=name, train=train, **ENGINE, **extra)
-
-
-def _count(db, sql: str) -> int:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql).fetchone()[0]
-    finally:
-        con.close()
 
 
 @pytest.fixture(scope="module")
@@ -70,10 +62,10 @@ def test_views_answer_questions(engine_build):
     _, recipe, _ = engine_build
     db = recipe.cache_path
     # every expert prefix got its n rollouts; the start state got them too (the explorations)
-    assert _count(db, "select count(*) from step_rewards where kind = 'expert' and n <> 4") == 0
-    assert _count(db, "select count(*) from expert_step_rewards where steps_remaining = 0 and reward = 1") == 6
-    assert _count(db, "select count(*) from calibrations") == _count(db, "select count(*) from deviations where first")
-    assert _count(db, "select count(*) from reflections where status = 'ok'") >= 1
+    assert count(db, "select count(*) from step_rewards where kind = 'expert' and n <> 4") == 0
+    assert count(db, "select count(*) from expert_step_rewards where steps_remaining = 0 and reward = 1") == 6
+    assert count(db, "select count(*) from calibrations") == count(db, "select count(*) from deviations where first")
+    assert count(db, "select count(*) from reflections where status = 'ok'") >= 1
 
 
 def test_rebuild_is_a_no_op(engine_build):
@@ -86,24 +78,24 @@ def test_rebuild_is_a_no_op(engine_build):
 def test_delta_change_recomputes_no_rollout(engine_build):
     path, recipe, _ = engine_build
     db = recipe.cache_path
-    rollouts = _count(db, "select count(*) from rollouts")
+    rollouts = count(db, "select count(*) from rollouts")
     plans = {p.stage: p for p in Builder(load_recipe(path, ["deviation.delta=0.3"])).plan()}
     assert plans["rollouts"].to_compute == 0 and plans["proposals"].to_compute == 0
     before = {r["id"] for r in load_from_disk(str(recipe.build_dir / "dataset"))["dc"]}
     summary = Builder(load_recipe(path, ["deviation.delta=0.3", "reward.eta=1.0"]), Reporter(quiet=True)).build()
     by_stage = {r.stage: r for r in summary.results}
     assert by_stage["rollouts"].computed == 0 and by_stage["proposals"].computed == 0
-    assert _count(db, "select count(*) from rollouts") == rollouts
+    assert count(db, "select count(*) from rollouts") == rollouts
     after = load_from_disk(str(recipe.build_dir / "dataset"))["dc"]
     assert {r["id"] for r in after} != before, "a larger delta moves first deviations earlier"
-    assert _count(db, "select count(*) from deviations where delta = 0.3") > 0
+    assert count(db, "select count(*) from deviations where delta = 0.3") > 0
 
 
 def test_adding_tasks_computes_only_the_new_ones(engine_build):
     path, recipe, _ = engine_build
     plans = {p.stage: p for p in Builder(load_recipe(path, ["env.splits.train.count=7"])).plan()}
     assert plans["gold"].to_compute == 1
-    assert plans["rollouts"].cached == _count(recipe.cache_path, "select count(*) from rollouts")
+    assert plans["rollouts"].cached == count(recipe.cache_path, "select count(*) from rollouts")
 
 
 def test_kill_and_resume_gives_the_same_datasets(tmp_path):
@@ -111,7 +103,7 @@ def test_kill_and_resume_gives_the_same_datasets(tmp_path):
     killed = run_cli("build", str(crashed), "--quiet", env={"STECA_DATA_KILL_AFTER_UNITS": "60"})
     assert killed.returncode == -9, killed.stderr
     db_a = tmp_path / "a" / "build" / "cache.duckdb"
-    partial = _count(db_a, "select count(*) from rollouts")
+    partial = count(db_a, "select count(*) from rollouts")
     assert partial > 0, "the kill should land inside the rollout stage"
     resumed = run_cli("build", str(crashed), "--quiet")
     assert resumed.returncode == 0, resumed.stderr
