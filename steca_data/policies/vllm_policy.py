@@ -44,8 +44,9 @@ class VLLMUnavailable(ImportError):
 def import_vllm():
     """Import vLLM in-process (no engine subprocess), hiding broken torch extensions first."""
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # in-process: no spawn, no __main__ guard
-    # one OpenMP thread ran vLLM 3x faster than two on this CPU, but only if set before the process starts
-    # (OMP_NUM_THREADS=1 steca-data build ...): setting it here, after torch started, breaks vLLM's check
+    # OpenMP threads are the user's to set before the process starts (OMP_NUM_THREADS=1 steca-data build ...):
+    # setting them here, after torch started, breaks vLLM's check. Two (the default on 2 cores) won on an idle
+    # machine, one under other load (README, "Throughput")
     os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
     # vLLM's start-up warnings (eager mode, tcmalloc, seeds, ...) are about its own tuning, not the user's
     # data: errors only, unless --debug (or the user's own VLLM_LOGGING_LEVEL)
