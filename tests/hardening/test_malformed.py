@@ -193,6 +193,8 @@ ARGS = {
     "inspect-missing": (["inspect", "nowhere"], ["does not exist"]),
     "inspect-negative-n": (["inspect", ".", "--n", "-1"], ["--n"]),
     "report-not-a-build": (["report", "."], ["no cache.duckdb"]),
+    "bench-zero-n": (["bench", "r.yaml", "--n", "0"], ["--n"]),
+    "bench-zero-reference-every": (["bench", "r.yaml", "--reference-every", "0"], ["--reference-every"]),
     "push-not-a-build": (["push", ".", "someone/x"], ["not a build directory"]),
     "plan-bad-recipe": (["plan", "r.yaml", "--set", "seed=x"], ["seed"]),
 }
