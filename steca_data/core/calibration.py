@@ -55,6 +55,32 @@ def judge_proposals(
     return verdicts
 
 
+def positions_to_score(
+    expert_actions: list[str],
+    proposed_actions: dict[int, str],
+    expert_values: dict[int, float],
+    proposal_values: dict[int, float],
+    delta: float,
+) -> tuple[set[int], set[int]]:
+    """The expert prefixes k and proposal positions t whose values decide the first deviation, given the
+    values known so far: V[0] (the explorations), then, for each proposal that differs from the expert in
+    order, Q[t] and V[t-1] — stopping at the first deviated one, or at the first whose values are not known
+    yet (the next round of rollouts decides it). Mirrors ``judge_proposals``: positions without a
+    proposal and proposals equal to the expert action are passed over."""
+    expert_ks, proposal_ts = {0}, set()
+    for t in range(1, len(expert_actions) + 1):
+        action = proposed_actions.get(t)
+        if action is None or action.strip() == expert_actions[t - 1].strip():
+            continue
+        expert_ks.add(t - 1)
+        proposal_ts.add(t)
+        if (t - 1) not in expert_values or t not in proposal_values:
+            break
+        if proposal_values[t] - expert_values[t - 1] < delta:
+            break
+    return expert_ks, proposal_ts
+
+
 def first_error_step(expert_actions: list[str], agent_actions: list[str]) -> int | None:
     """1-based position of the first agent action that differs from the expert's; None if none differs
     within the expert's length (the agent followed the expert, possibly taking extra steps after)."""

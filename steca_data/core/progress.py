@@ -38,15 +38,16 @@ class Reporter:
     @contextmanager
     def track(self, name: str, total: int, unit: str = "units") -> Iterator:
         if self.quiet:
-            start, state = time.monotonic(), {"done": 0, "last": 0.0}
+            start, state = time.monotonic(), {"done": 0, "last": 0.0, "total": total}
 
-            def advance(n: int = 1) -> None:
+            def advance(n: int = 1, more: int = 0) -> None:
                 state["done"] += n
+                state["total"] += more
                 now = time.monotonic()
-                if now - state["last"] > 5 or state["done"] == total:
+                if n and (now - state["last"] > 5 or state["done"] == state["total"]):
                     state["last"] = now
                     rate = state["done"] / max(now - start, 1e-9)
-                    log.info("%s: %d/%d %s (%.1f/s)", name, state["done"], total, unit, rate)
+                    log.info("%s: %d/%d %s (%.1f/s)", name, state["done"], state["total"], unit, rate)
 
             yield advance
             return
@@ -64,7 +65,10 @@ class Reporter:
             task = progress.add_task(name, total=total, rate="")
             start = time.monotonic()
 
-            def advance(n: int = 1) -> None:
+            def advance(n: int = 1, more: int = 0) -> None:
+                """``more``: units that joined the stage while it ran (the bar's total grows)."""
+                if more:
+                    progress.update(task, total=progress.tasks[0].total + more)
                 progress.advance(task, n)
                 done = progress.tasks[0].completed
                 rate = done / max(time.monotonic() - start, 1e-9)

@@ -161,9 +161,10 @@ class Episode:
 class _Run:
     """Bookkeeping shared by both schedules: sessions, results, failures and the hand-off of finished ones."""
 
-    def __init__(self, pool, policy, starts, params, max_steps, prompt, on_done, source):
-        self.pool, self.policy, self.starts, self.params = pool, policy, starts, params
+    def __init__(self, pool, policy, starts, params, max_steps, prompt, on_done, source, follow_up=None):
+        self.pool, self.policy, self.starts, self.params = pool, policy, list(starts), params
         self.max_steps, self.prompt, self.on_done, self.source = max_steps, prompt, on_done, source
+        self.follow_up = follow_up
         self.out: list[Trajectory | None] = [None] * len(starts)
         self.failures: dict[int, BaseException] = {}
         self.pending = deque(range(len(starts)))
@@ -183,6 +184,10 @@ class _Run:
         self.close(ep)
         if self.on_done is not None:
             self.on_done(ep.index, traj)
+        for start in self.follow_up(ep.index, traj) if self.follow_up is not None else ():
+            self.starts.append(start)  # joins the run: index len(starts) - 1, played like the others
+            self.out.append(None)
+            self.pending.append(len(self.starts) - 1)
 
     def fail(self, ep: Episode, error: BaseException) -> None:
         self.failures[ep.index] = error
@@ -295,15 +300,18 @@ def run_episodes(
     source: str = "rollout",
     max_active: int = 256,
     schedule: str = "continuous",
+    follow_up: Callable[[int, Trajectory], list[EpisodeStart]] | None = None,
 ) -> list[Trajectory]:
     """Play every start to the end (done, or ``max_steps`` steps in total, prefix included).
 
     Returns trajectories in the order of ``starts``. If the environment fails on some episodes, the rest
-    are still played and handed to ``on_done``, then ``EpisodeError`` reports the failures.
+    are still played and handed to ``on_done``, then ``EpisodeError`` reports the failures. ``follow_up``
+    (called after ``on_done``) may return more starts that a finished episode made necessary: they join
+    the run at once, numbered after the starts so far.
     """
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES} (got {schedule!r})")
-    run = _Run(pool, policy, starts, params, max_steps, prompt, on_done, source)
+    run = _Run(pool, policy, starts, params, max_steps, prompt, on_done, source, follow_up)
     left: list[Episode] = []
     try:
         left = (_continuous if schedule == "continuous" else _lockstep)(run, max_active)

@@ -27,6 +27,14 @@ class RolloutSpec(_Section):
     explorations: int | None = Field(
         None, ge=1, le=256, description="Episodes from scratch per task for De/Ds; default n (they double as V(s0))."
     )
+    scope: Literal["all", "first_deviation"] = Field(
+        "all",
+        description=(
+            "all: roll out every expert prefix and every differing proposal (the step-reward curve, IPR's "
+            "step pairs). first_deviation: only what each task's first deviation needs, in rounds "
+            "(Dc, De and Ds come out the same, with fewer rollouts; a new delta may need new rollouts)."
+        ),
+    )
     seed: int = 0
 
 

@@ -78,7 +78,19 @@ class Unit:
     item: Any = None
 
 
-Emit = Callable[[Unit, Any], None]
+class Emit:
+    """What ``compute`` calls: ``emit(unit, result_or_exception)`` the moment each unit finishes, and
+    ``emit.more(n)`` when finished units list n new units of the same stage (they join its progress bar)."""
+
+    def __init__(self, on_result: Callable[[Unit, Any], None], on_more: Callable[[int], None] | None = None):
+        self._on_result, self._on_more = on_result, on_more
+
+    def __call__(self, unit: Unit, value: Any) -> None:
+        self._on_result(unit, value)
+
+    def more(self, count: int) -> None:
+        if self._on_more is not None and count:
+            self._on_more(count)
 
 
 class MissingInput(RuntimeError):
@@ -266,7 +278,7 @@ class Stage(ABC):
             advance()
 
         try:
-            self.compute(ctx, todo, emit)
+            self.compute(ctx, todo, Emit(emit, lambda n: advance(0, more=n)))
         except Exception as exc:  # noqa: BLE001 - a crash of the whole batch: its unfinished units failed
             if not is_transient(exc) or not self.records_failures and final:
                 raise

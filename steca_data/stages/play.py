@@ -7,6 +7,9 @@ per-episode callback onto the stage template's ``emit``, and its failures onto f
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from steca_data.core.schemas import Trajectory
 from steca_data.envs import SessionPool
 from steca_data.episodes.runner import EpisodeError, EpisodeStart, PromptConfig, run_episodes
 from steca_data.policies.base import Policy, SamplingParams
@@ -23,8 +26,19 @@ def play_units(
     prompt: PromptConfig,
     emit: Emit,
     source: str,
+    follow_up: Callable[[Unit], list[tuple[Unit, EpisodeStart]]] | None = None,
 ) -> None:
-    """Play ``starts[i]`` for ``todo[i]``; each finished episode (or its failure) is emitted at once."""
+    """Play ``starts[i]`` for ``todo[i]``; each finished episode (or its failure) is emitted at once.
+
+    ``follow_up(unit)``, called once the unit's result is stored, may return new units (with their starts)
+    that this result made necessary; they are played in the same run."""
+    units = list(todo)
+
+    def more(i: int, _traj: Trajectory) -> list[EpisodeStart]:
+        new = follow_up(units[i]) if follow_up is not None else []
+        units.extend(unit for unit, _ in new)
+        return [start for _, start in new]
+
     with SessionPool(ctx.backend, ctx.recipe.env.workers) as pool:
         try:
             run_episodes(
@@ -34,9 +48,10 @@ def play_units(
                 params,
                 max_steps=max_steps,
                 prompt=prompt,
-                on_done=lambda i, traj: emit(todo[i], traj),
+                on_done=lambda i, traj: emit(units[i], traj),
                 source=source,
+                follow_up=more if follow_up is not None else None,
             )
         except EpisodeError as exc:
             for i, error in sorted(exc.failures.items()):
-                emit(todo[i], error)
+                emit(units[i], error)

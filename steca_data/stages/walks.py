@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from steca_data.core.calibration import Verdict, judge_proposals
+from steca_data.core.calibration import Verdict, judge_proposals, positions_to_score
 from steca_data.core.keys import prefix_key, unit_key
 from steca_data.core.schemas import Step, Task, Trajectory
 from steca_data.episodes.runner import PromptConfig
@@ -145,12 +145,14 @@ class Engine:
             seed=self.recipe.rollouts.seed,
         )
 
-    def scored_prefixes(self, proposals: dict[tuple[str, int], dict] | None = None) -> list[ScoredPrefix]:
+    def scored_prefixes(
+        self, proposals: dict[tuple[str, int], dict] | None = None, walks: list[Walk] | None = None
+    ) -> list[ScoredPrefix]:
         """Every prefix to score: expert prefixes k = 0..m, and proposals that differ from the expert."""
         spec = self.recipe.rollouts
         proposals = self.proposals() if proposals is None else proposals
         out = []
-        for w in self.walks:
+        for w in self.walks if walks is None else walks:
             for k in range(len(w.expert.steps) + 1):
                 steps = w.expert.steps[:k]
                 samples = max(spec.n, spec.explorations or spec.n) if k == 0 else spec.n
@@ -162,6 +164,32 @@ class Engine:
                 steps = [*w.expert.steps[: t - 1], Step(thought=p["thought"], action=p["action"], observation="")]
                 out.append(ScoredPrefix(self.score_key(w, steps), w, "proposal", t, tuple(steps), spec.n))
         return out
+
+    def rollout_prefixes(
+        self, walks: list[Walk] | None = None, proposals: dict[tuple[str, int], dict] | None = None
+    ) -> list[ScoredPrefix]:
+        """The prefixes to roll out: all of them (``rollouts.scope: all``), or those the first deviation
+        needs given the values stored so far (``first_deviation``: the list grows as values arrive)."""
+        walks = self.walks if walks is None else walks
+        prefixes = self.scored_prefixes(proposals, walks)
+        if self.recipe.rollouts.scope == "all":
+            return prefixes
+        values = self.values(prefixes)
+        by_walk: dict[str, dict] = {}
+        for p in prefixes:
+            slot = by_walk.setdefault(p.walk.task.task_id, {"expert": {}, "proposal": {}})
+            slot[p.kind][p.step] = p
+        keep: list[ScoredPrefix] = []
+        for w in walks:
+            slot = by_walk.get(w.task.task_id, {"expert": {}, "proposal": {}})
+            known = {kind: {s: values[p.key][0] for s, p in ps.items() if p.key in values} for kind, ps in slot.items()}
+            proposed = {t: p.steps[-1].action for t, p in slot["proposal"].items()}
+            ks, ts = positions_to_score(
+                w.actions, proposed, known["expert"], known["proposal"], self.recipe.deviation.delta
+            )
+            keep += [slot["expert"][k] for k in sorted(ks) if k in slot["expert"]]
+            keep += [slot["proposal"][t] for t in sorted(ts) if t in slot["proposal"]]
+        return keep
 
     def explorations(self) -> list[ScoredPrefix]:
         """The start-state prefixes: their rollouts are the agent's own explorations (De and Ds)."""

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from steca_data.core.calibration import first_error_step, judge_proposals
+from steca_data.core.calibration import first_error_step, judge_proposals, positions_to_score
 from steca_data.core.distance import dtw, edit_distance, exact_distance, ndtw
 
 
@@ -64,6 +64,24 @@ def test_same_action_is_never_deviated_and_missing_values_are_skipped():
     values = {0: 0.9, 1: 0.1}  # the expert's own step looks bad by noise
     verdicts = judge_proposals(["a1", "a2"], values, {1: ("t", "a1"), 2: ("t", "z")}, {}, delta=0.0)
     assert [(v.step, v.deviated) for v in verdicts] == [(1, False)]
+
+
+def test_positions_to_score_stop_at_the_first_deviation():
+    actions = {t: a for t, (_, a) in PROPOSALS.items()}
+    differing = {2: "x", 3: "y"}
+    # nothing known yet: V[0] for the explorations, and the first differing proposal with its comparison
+    assert positions_to_score(EXPERT, actions, {}, {}, 0.0) == ({0, 1}, {2})
+    # Q[2] - V[1] = 0: not deviated, so position 3 is needed next; Q[3] - V[2] < 0 stops the walk there
+    assert positions_to_score(EXPERT, actions, VALUES, {2: 0.4}, 0.0) == ({0, 1, 2}, {2, 3})
+    assert positions_to_score(EXPERT, actions, VALUES, Q, 0.0) == ({0, 1, 2}, {2, 3})
+    # a larger delta makes position 2 the first deviation: position 3 is never needed
+    assert positions_to_score(EXPERT, differing, VALUES, Q, 0.1) == ({0, 1}, {2})
+    # what the positions chosen decide is what judge_proposals decides with every value known
+    for delta in (0.0, 0.1, -0.5):
+        ks, ts = positions_to_score(EXPERT, actions, VALUES, Q, delta)
+        known = judge_proposals(EXPERT, {k: VALUES[k] for k in ks}, PROPOSALS, {t: Q[t] for t in ts}, delta)
+        everything = judge_proposals(EXPERT, VALUES, PROPOSALS, Q, delta)
+        assert [v.step for v in known if v.first] == [v.step for v in everything if v.first]
 
 
 def test_first_error_step():

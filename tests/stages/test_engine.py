@@ -98,6 +98,31 @@ def test_adding_tasks_computes_only_the_new_ones(engine_build):
     assert plans["rollouts"].cached == count(recipe.cache_path, "select count(*) from rollouts")
 
 
+def _rows_without_recipe_hash(build_dir, name):
+    rows = load_from_disk(str(build_dir / "dataset"))[name].to_list()
+    for row in rows:
+        row["provenance"].pop("recipe_hash")
+    return rows
+
+
+def test_first_deviation_scope_gives_the_same_datasets_from_fewer_rollouts(tmp_path):
+    full = load_recipe(_engine_recipe(tmp_path / "all"))
+    lazy_sections = {**ENGINE, "rollouts": {"n": 4, "scope": "first_deviation"}}
+    lazy_path = write_recipe(tmp_path / "lazy", name="engine", train=6, **lazy_sections)
+    lazy = load_recipe(lazy_path)
+    for recipe in (full, lazy):
+        assert Builder(recipe, Reporter(quiet=True)).build().failed == 0
+    for name in ("expert", "dc", "de", "ds"):
+        assert _rows_without_recipe_hash(lazy.build_dir, name) == _rows_without_recipe_hash(full.build_dir, name)
+    rollouts = "select count(*) from rollouts"
+    assert 0 < count(lazy.cache_path, rollouts) < count(full.cache_path, rollouts)
+    # later positions joined the running batch (follow-ups), not only the first differing proposal
+    assert count(lazy.cache_path, "select count(distinct step) from rollouts where kind = 'proposal'") > 1
+    # the same keys as scope: all, so a lazy build on top of a full cache computes nothing
+    plans = {p.stage: p for p in Builder(load_recipe(lazy_path, [f"output.dir={full.build_dir}"])).plan()}
+    assert plans["rollouts"].to_compute == 0
+
+
 def test_kill_and_resume_gives_the_same_datasets(tmp_path):
     crashed, clean = _engine_recipe(tmp_path / "a", name="r"), _engine_recipe(tmp_path / "b", name="r")
     killed = run_cli("build", str(crashed), "--quiet", env={"STECA_DATA_KILL_AFTER_UNITS": "60"})
