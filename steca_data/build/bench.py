@@ -24,6 +24,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 
+from steca_data.core.cpu import cpu_times, stolen_share
 from steca_data.envs import SessionPool
 
 ARMS = (("engine", "continuous"), ("lockstep", "lockstep"), ("reference", "lockstep"))
@@ -44,6 +45,7 @@ class ArmResult:
     policy_s: float
     env_s: float
     identical: float  # fraction of trajectories identical to the engine arm's
+    stolen: float | None = None  # share of the CPU time the hypervisor gave other tenants during the arm
 
     @property
     def rollouts_per_s(self) -> float:
@@ -109,14 +111,14 @@ def run_arm(name, policy, backend, starts, params, max_steps, prompt, workers, s
 
     timed = TimedPolicy(policy)
     with TimedPool(backend, workers) as pool:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_times()
         trajectories = run_episodes(
             pool, timed, starts, params, max_steps, prompt, source="rollout", max_active=max_active, schedule=schedule
         )
         seconds = time.perf_counter() - start
     steps = sum(len(t.steps) - len(s.prefix) for t, s in zip(trajectories, starts, strict=True))
     arm = ArmResult(name, policy.policy_id.split(":")[0], schedule, len(trajectories), steps, seconds,
-                    timed.seconds, pool.seconds, 1.0)  # fmt: skip
+                    timed.seconds, pool.seconds, 1.0, stolen_share(cpu, cpu_times()))  # fmt: skip
     return arm, [[(s.thought, s.action) for s in t.steps] for t in trajectories]
 
 
@@ -210,7 +212,7 @@ def bench_table(figures: dict, arms: list[ArmResult]):
     machine = platform.processor() or platform.machine()
     table = Table(title=f"rollout throughput · {figures['policy_id']} · {machine}, {os.cpu_count()} cores")
     for col in ("arm", "backend", "schedule", "rollouts", "steps", "seconds", "rollouts/s", "in policy", "in env",
-                "identical"):  # fmt: skip
+                "identical", "cpu stolen"):  # fmt: skip
         table.add_column(col, justify="left" if col in ("arm", "backend", "schedule") else "right")
     for a in arms:
         table.add_row(
@@ -224,5 +226,6 @@ def bench_table(figures: dict, arms: list[ArmResult]):
             f"{a.policy_s / a.seconds:.0%}",
             f"{a.env_s / a.seconds:.0%}",
             f"{a.identical:.0%}",
+            "n/a" if a.stolen is None else f"{a.stolen:.0%}",
         )
     return table

@@ -43,6 +43,8 @@ def _options(
 def _build_summary(reporter, summary, r) -> None:
     for res in summary.results:
         took = f" in {res.seconds:.1f} s" if res.computed or res.failed else ""
+        if took and res.stolen is not None and res.stolen >= 0.05:  # the machine, not the stage, was slow
+            took += f" ({res.stolen:.0%} of the CPU taken by other tenants of this VM)"
         reporter.info(escape(f"{res.stage}: {res.computed} computed, {res.cached} cached{took}"))
     for line in summary.failure_lines():
         reporter.info(f"[yellow]{escape(line)}[/yellow] (the next build retries them; see the failures table)")
@@ -266,8 +268,16 @@ def bench(
         "environment step returns; lockstep: the same backend, one batch per step; reference: transformers, "
         f"one rollout at a time, one request per step, on one in {figures['reference_every']} of the same "
         "rollouts (sequential: its rate does not depend on how many). Same seeds and weights; 'in policy' and "
-        "'in env' overlap under the continuous schedule."
+        "'in env' overlap under the continuous schedule. 'cpu stolen': the share of this machine's CPU time "
+        "that the hypervisor gave to other tenants during the arm (ratios between arms that differ in it are "
+        "skewed by that much)."
     )
+    stolen = [a.stolen for a in arms if a.stolen is not None]
+    if stolen and max(stolen) - min(stolen) > 0.05:
+        shown.print(
+            f"[yellow]note:[/] CPU steal differed between arms ({min(stolen):.0%}-{max(stolen):.0%}): "
+            "the ratio is skewed by the machine, not only the engine; run the bench again"
+        )
     if json_out:
         json_out.write_text(json.dumps(figures, indent=1))
     typer.echo(f"ratio: {figures['ratio']:.2f}")

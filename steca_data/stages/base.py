@@ -28,6 +28,7 @@ from typing import Any, ClassVar, TypeVar
 from rich.markup import escape
 
 from steca_data.cache.store import Cache
+from steca_data.core.cpu import cpu_times, stolen_share
 from steca_data.core.failures import describe, is_transient
 from steca_data.core.progress import Reporter
 from steca_data.core.schemas import Task
@@ -63,6 +64,7 @@ class StageResult:
     unit_failures: int = 0  # of those, units that failed in this build after retries
     first_error: str = ""
     seconds: float = 0.0  # wall time of the stage in this build (shown in the summary, never stored)
+    stolen: float | None = None  # share of CPU time other tenants of the VM took meanwhile (core.cpu)
 
     @property
     def failure_rate(self) -> float:
@@ -218,9 +220,9 @@ class Stage(ABC):
         return StagePlan(self.name, len(keys), len(self.done(ctx, keys)), note, failed=len(failed))
 
     def run(self, ctx: BuildContext) -> StageResult:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_times()
         result = self._run(ctx)
-        result.seconds = time.perf_counter() - start
+        result.seconds, result.stolen = time.perf_counter() - start, stolen_share(cpu, cpu_times())
         return result
 
     def _run(self, ctx: BuildContext) -> StageResult:
