@@ -43,7 +43,7 @@ def _options(
 def _build_summary(reporter, summary, r) -> None:
     for res in summary.results:
         took = f" in {res.seconds:.1f} s" if res.computed or res.failed else ""
-        if took and res.stolen is not None and res.stolen >= 0.05:  # the machine, not the stage, was slow
+        if res.seconds >= 5 and res.stolen is not None and res.stolen >= 0.05:  # the machine was slow
             took += f" ({res.stolen:.0%} of the CPU taken by other tenants of this VM)"
         reporter.info(escape(f"{res.stage}: {res.computed} computed, {res.cached} cached{took}"))
     for line in summary.failure_lines():
