@@ -38,6 +38,8 @@ def write_report(build_dir: Path, out_dir: Path | None = None) -> dict:
         rows = con.execute(
             "SELECT steps_remaining, reward FROM expert_step_rewards WHERE n > 0 ORDER BY steps_remaining"
         ).fetchall()
+        coverage = "SELECT count(*) FILTER (WHERE n > 0), count(*) FROM expert_step_rewards"
+        scored, listed = con.execute(coverage).fetchone()
         by_remaining: dict[int, list[float]] = {}
         for remaining, reward in rows:
             by_remaining.setdefault(int(remaining), []).append(float(reward))
@@ -58,7 +60,11 @@ def write_report(build_dir: Path, out_dir: Path | None = None) -> dict:
     ax.invert_xaxis()
     ax.set_xlabel("steps remaining in the expert trajectory")
     ax.set_ylabel("Monte Carlo step reward (mean, 95% CI)")
-    ax.set_title("Expert step rewards rise toward completion")
+    summary["expert_prefixes_scored"] = [scored, listed]
+    if scored < listed:  # rollouts.scope: first_deviation (or an unfinished build): a biased sample
+        ax.set_title(f"Expert step rewards: {scored} of {listed} prefixes scored\n(rollouts.scope: all for the curve)")
+    else:
+        ax.set_title("Expert step rewards rise toward completion")
     ax.set_ylim(-0.05, 1.05)
     fig.tight_layout()
     fig.savefig(out_dir / "step_reward_vs_remaining.png", dpi=120)

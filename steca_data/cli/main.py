@@ -233,6 +233,14 @@ def report(
     if "step_reward_by_remaining" in summary:
         pairs = ", ".join(f"{k}: {v:.2f}" for k, v in sorted(summary["step_reward_by_remaining"].items(), reverse=True))
         out.print(Text(f"mean expert step reward by steps remaining: {pairs}"))
+        scored, listed = summary["expert_prefixes_scored"]
+        if scored < listed:
+            out.print(
+                Text(
+                    f"  from {scored} of {listed} expert prefixes (rollouts.scope: first_deviation scores only "
+                    "those before each first deviation): a biased curve; build with rollouts.scope: all for it"
+                )
+            )
     out.print(
         Text(
             f"first deviations: {summary['first_deviations']} of {summary['walked_tasks']} walked tasks; "

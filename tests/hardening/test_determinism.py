@@ -18,7 +18,11 @@ from steca_data.recipe.model import load_recipe
 from tests.conftest import write_recipe
 from tests.stages.test_agent import AGENT
 
-SMALL_QUICKSTART = {**AGENT, "reward": {"eta": 0.5}}  # the tiny warm-up agent recipe, eta as the quickstart
+SMALL_QUICKSTART = {  # the tiny warm-up agent recipe, with eta and the rollout scope of the quickstart
+    **AGENT,
+    "reward": {"eta": 0.5},
+    "rollouts": {**AGENT["rollouts"], "scope": "first_deviation"},
+}
 
 
 def _first_difference(a, b) -> str:

@@ -121,6 +121,9 @@ def test_first_deviation_scope_gives_the_same_datasets_from_fewer_rollouts(tmp_p
     # the same keys as scope: all, so a lazy build on top of a full cache computes nothing
     plans = {p.stage: p for p in Builder(load_recipe(lazy_path, [f"output.dir={full.build_dir}"])).plan()}
     assert plans["rollouts"].to_compute == 0
+    # its step-reward curve comes from part of the expert prefixes, and the report says so
+    report = run_cli("report", str(lazy.build_dir))
+    assert report.returncode == 0 and "biased curve" in " ".join(report.stdout.split()), report.stderr
 
 
 def test_kill_and_resume_gives_the_same_datasets(tmp_path):
@@ -157,6 +160,8 @@ def test_report_writes_plots(engine_build):
     summary = json.loads((report / "summary.json").read_text())
     assert summary["step_reward_by_remaining"]["0"] == 1.0  # a complete expert prefix has won
     assert summary["dataset_sizes"]["expert"] == 6
+    scored, listed = summary["expert_prefixes_scored"]
+    assert scored == listed > 0 and "biased" not in proc.stdout  # scope: all scores every expert prefix
 
 
 def test_bench_plays_the_same_rollouts_in_every_arm(tmp_path):
