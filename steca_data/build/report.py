@@ -24,6 +24,29 @@ def _mean_ci(values: list[float]) -> tuple[float, float]:
     return mean, 1.96 * math.sqrt(var / n)
 
 
+def _plot_step_rewards(plt, by_remaining: dict[int, list[float]], scored: int, listed: int, out_dir: Path,
+                       summary: dict) -> None:  # fmt: skip
+    """The paper's Figure 3: mean MC reward of expert prefixes by steps remaining (it should rise)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    if by_remaining:
+        xs = sorted(by_remaining)
+        stats = [_mean_ci(by_remaining[x]) for x in xs]
+        ax.errorbar(xs, [m for m, _ in stats], yerr=[c for _, c in stats], marker="o", capsize=3)
+        summary["step_reward_by_remaining"] = {x: round(m, 4) for x, (m, _) in zip(xs, stats, strict=True)}
+    ax.invert_xaxis()
+    ax.set_xlabel("steps remaining in the expert trajectory")
+    ax.set_ylabel("Monte Carlo step reward (mean, 95% CI)")
+    if scored < listed:  # rollouts.scope: first_deviation (or an unfinished build): a biased sample
+        ax.set_title(f"Expert step rewards: {scored} of {listed} prefixes scored\n(rollouts.scope: all for the curve)")
+    else:
+        ax.set_title("Expert step rewards rise toward completion")
+    ax.set_ylim(-0.05, 1.05)
+    fig.tight_layout()
+    fig.savefig(out_dir / "step_reward_vs_remaining.png", dpi=120)
+    plt.close(fig)
+    summary["plots"].append("step_reward_vs_remaining.png")
+
+
 def write_report(build_dir: Path, out_dir: Path | None = None) -> dict:
     import matplotlib
 
@@ -51,25 +74,8 @@ def write_report(build_dir: Path, out_dir: Path | None = None) -> dict:
     finally:
         con.close()
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    if by_remaining:
-        xs = sorted(by_remaining)
-        stats = [_mean_ci(by_remaining[x]) for x in xs]
-        ax.errorbar(xs, [m for m, _ in stats], yerr=[c for _, c in stats], marker="o", capsize=3)
-        summary["step_reward_by_remaining"] = {x: round(m, 4) for x, (m, _) in zip(xs, stats, strict=True)}
-    ax.invert_xaxis()
-    ax.set_xlabel("steps remaining in the expert trajectory")
-    ax.set_ylabel("Monte Carlo step reward (mean, 95% CI)")
     summary["expert_prefixes_scored"] = [scored, listed]
-    if scored < listed:  # rollouts.scope: first_deviation (or an unfinished build): a biased sample
-        ax.set_title(f"Expert step rewards: {scored} of {listed} prefixes scored\n(rollouts.scope: all for the curve)")
-    else:
-        ax.set_title("Expert step rewards rise toward completion")
-    ax.set_ylim(-0.05, 1.05)
-    fig.tight_layout()
-    fig.savefig(out_dir / "step_reward_vs_remaining.png", dpi=120)
-    plt.close(fig)
-    summary["plots"].append("step_reward_vs_remaining.png")
+    _plot_step_rewards(plt, by_remaining, scored, listed, out_dir, summary)
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
     if deviations:
