@@ -171,24 +171,20 @@ class Engine:
         """The prefixes to roll out: all of them (``rollouts.scope: all``), or those the first deviation
         needs given the values stored so far (``first_deviation``: the list grows as values arrive)."""
         walks = self.walks if walks is None else walks
+        proposals = self.proposals() if proposals is None else proposals
         prefixes = self.scored_prefixes(proposals, walks)
         if self.recipe.rollouts.scope == "all":
             return prefixes
-        values = self.values(prefixes)
-        by_walk: dict[str, dict] = {}
-        for p in prefixes:
-            slot = by_walk.setdefault(p.walk.task.task_id, {"expert": {}, "proposal": {}})
-            slot[p.kind][p.step] = p
+        known = _values_by_walk(prefixes, self.values(prefixes))
+        by_slot = {(p.walk.task.task_id, p.kind, p.step): p for p in prefixes}
         keep: list[ScoredPrefix] = []
         for w in walks:
-            slot = by_walk.get(w.task.task_id, {"expert": {}, "proposal": {}})
-            known = {kind: {s: values[p.key][0] for s, p in ps.items() if p.key in values} for kind, ps in slot.items()}
-            proposed = {t: p.steps[-1].action for t, p in slot["proposal"].items()}
-            ks, ts = positions_to_score(
-                w.actions, proposed, known["expert"], known["proposal"], self.recipe.deviation.delta
-            )
-            keep += [slot["expert"][k] for k in sorted(ks) if k in slot["expert"]]
-            keep += [slot["proposal"][t] for t in sorted(ts) if t in slot["proposal"]]
+            task_id, values = w.task.task_id, known.get(w.task.task_id, {"V": {}, "Q": {}})
+            proposed = {t: proposals[(task_id, t)]["action"] for t in range(1, len(w.actions) + 1)
+                        if (task_id, t) in proposals}  # fmt: skip
+            ks, ts = positions_to_score(w.actions, proposed, values["V"], values["Q"], self.recipe.deviation.delta)
+            keep += [by_slot[(task_id, "expert", k)] for k in sorted(ks)]
+            keep += [by_slot[(task_id, "proposal", t)] for t in sorted(ts)]
         return keep
 
     def explorations(self) -> list[ScoredPrefix]:
@@ -211,12 +207,7 @@ class Engine:
         delta = self.recipe.deviation.delta if delta is None else delta
         proposals = self.proposals()
         prefixes = self.scored_prefixes(proposals)
-        values = self.values(prefixes)
-        by_walk: dict[str, dict] = {}
-        for p in prefixes:
-            if p.key in values:
-                entry = by_walk.setdefault(p.walk.task.task_id, {"V": {}, "Q": {}})
-                entry["V" if p.kind == "expert" else "Q"][p.step] = values[p.key][0]
+        by_walk = _values_by_walk(prefixes, self.values(prefixes))
         out = {}
         for w in self.walks:
             entry = by_walk.get(w.task.task_id, {"V": {}, "Q": {}})
@@ -255,6 +246,17 @@ class Engine:
             deviated=(proposal["thought"], proposal["action"]),
             expert=walk.actions[t - 1],
         )
+
+
+def _values_by_walk(prefixes: list[ScoredPrefix], values: dict) -> dict[str, dict[str, dict[int, float]]]:
+    """task id -> {"V": expert prefix length k -> value, "Q": proposal position t -> value}, for the
+    prefixes whose rollouts are all stored (what the deviation rule reads)."""
+    by_walk: dict[str, dict[str, dict[int, float]]] = {}
+    for p in prefixes:
+        if p.key in values:
+            entry = by_walk.setdefault(p.walk.task.task_id, {"V": {}, "Q": {}})
+            entry["V" if p.kind == "expert" else "Q"][p.step] = values[p.key][0]
+    return by_walk
 
 
 def engine_waiting(ctx: BuildContext) -> str | None:
