@@ -58,14 +58,13 @@ def write_report(build_dir: Path, out_dir: Path | None = None) -> dict:
     con = duckdb.connect(str(build_dir / "cache.duckdb"), read_only=True)
     summary: dict = {"plots": []}
     try:
-        rows = con.execute(
-            "SELECT steps_remaining, reward FROM expert_step_rewards WHERE n > 0 ORDER BY steps_remaining"
-        ).fetchall()
-        coverage = "SELECT count(*) FILTER (WHERE n > 0), count(*) FROM expert_step_rewards"
-        scored, listed = con.execute(coverage).fetchone()
+        query = "SELECT steps_remaining, reward, n FROM expert_step_rewards ORDER BY steps_remaining"
+        rows = con.execute(query).fetchall()
+        scored, listed = sum(n > 0 for _, _, n in rows), len(rows)
         by_remaining: dict[int, list[float]] = {}
-        for remaining, reward in rows:
-            by_remaining.setdefault(int(remaining), []).append(float(reward))
+        for remaining, reward, n in rows:
+            if n > 0:
+                by_remaining.setdefault(int(remaining), []).append(float(reward))
         deviations = con.execute(
             "SELECT d.step, s.num_steps FROM deviations d JOIN (SELECT task_id, max(step) AS num_steps "
             "FROM scored_prefixes WHERE kind = 'expert' GROUP BY 1) s USING (task_id) WHERE d.first"
