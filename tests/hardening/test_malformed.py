@@ -155,6 +155,7 @@ SETS = {
     "heap": (["env.jvm_max_heap=1m"], ["(from --set env.jvm_max_heap=1m)"]),
     "markup": (["env.game='[red]x[/red] [/x]'"], ["'[red]x[/red] [/x]'"]),
     "output-under-file": (["output.dir=blocker/x"], ["output.dir", "(from --set output.dir=blocker/x)"]),
+    "rollout-scope": (["rollouts.scope=first"], ["rollouts.scope: Input should be 'all' or 'first_deviation'"]),
 }
 
 
