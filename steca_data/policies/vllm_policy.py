@@ -10,6 +10,8 @@
   with K = max_new_tokens minus the longest action's tokens: a token holds at least one character, so the
   Action line is always reached. Give the thought room with a generous ``max_new_tokens`` (it costs
   nothing: generation ends with the action).
+- vLLM's per-request grammar work is reused across requests with the same admissible actions
+  (``grammar_cache``).
 - Per-request seeds; measured on this CPU, a request's tokens do not depend on what else is in flight
   (README, "Throughput"), which is what makes continuous builds reproducible. Chunked prefill is off: with
   it, seeded sampling crashed the CPU engine ("CPU Generator does not use offset").
@@ -29,6 +31,7 @@ import warnings
 from concurrent.futures import Future
 from pathlib import Path
 
+from steca_data.policies import grammar_cache
 from steca_data.policies.base import PolicyRequest, SamplingParams
 from steca_data.policies.grammar import GRAMMAR_OVERHEAD_TOKENS, action_regex
 from steca_data.policies.ids import local_policy_id
@@ -111,6 +114,7 @@ def engine_for(path: str, dtype: str = "auto", max_model_len: int | None = None,
     with _ENGINES_LOCK:
         if key not in _ENGINES:
             vllm = import_vllm()
+            grammar_cache.install()
             gpu = on_gpu()
             if not gpu:
                 check_cpu_head_dim(path, config)

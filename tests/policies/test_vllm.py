@@ -83,3 +83,30 @@ def test_token_id_prompts_are_what_vllm_would_tokenise(vllm_policy):
         assert vllm_policy._prompt(request)["prompt_token_ids"] == tokenizer(text)["input_ids"]
         from_text = vllm_policy.llm.generate([text], vllm_policy._params(request, greedy), use_tqdm=False)
         assert vllm_policy.generate([request], greedy) == [from_text[0].outputs[0].text.strip()]
+
+
+def test_repeated_grammars_reuse_vllms_work_and_change_nothing(vllm_policy):
+    """The grammar cache (validation remembered, compiled matchers copied): a request whose grammar was
+    seen before gets the same seeded reply as the first time, and a bad grammar still fails every time."""
+    from vllm.sampling_params import SamplingParams as VSamplingParams
+    from vllm.sampling_params import StructuredOutputsParams
+    from vllm.v1.structured_output import backend_guidance
+
+    from steca_data.policies import grammar_cache
+
+    admissible = [f"take object {i}" for i in range(9)] + ["look around", "inventory"]
+    requests = [
+        PolicyRequest([{"role": "user", "content": f"Grammar cache {i}"}], admissible, seed=i) for i in range(24)
+    ]
+    params = SamplingParams(temperature=1.0, max_new_tokens=40, constrained=True)
+    hits = grammar_cache.COMPILED.hits
+    first = vllm_policy.generate(requests, params)
+    again = vllm_policy.generate(requests, params)
+    assert grammar_cache.COMPILED.hits >= hits + len(requests), "the second pass compiled nothing anew"
+    assert first == again
+    assert all(r.rsplit("\nAction: ", 1)[-1] in admissible for r in again)
+    assert len(set(first)) > 1, "seeds still decide the replies"
+    bad = VSamplingParams(structured_outputs=StructuredOutputsParams(regex="Action: (unclosed"))
+    for _ in range(2):
+        with pytest.raises(Exception, match="(?i)grammar|regex"):
+            backend_guidance.validate_guidance_grammar(bad)
