@@ -44,6 +44,17 @@ class GrammarLRU(OrderedDict):
             return value
 
 
+def _frozen(value):
+    """A hashable stand-in for compile arguments (vLLM passes stop token ids as a set)."""
+    if isinstance(value, dict):
+        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
+    if isinstance(value, (set, frozenset)):
+        return frozenset(value)
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
 VALIDATED: GrammarLRU = GrammarLRU()  # grammar keys that passed vLLM's validation
 COMPILED: GrammarLRU = GrammarLRU()  # grammar key -> a matcher never advanced, copied for each request
 
@@ -58,6 +69,12 @@ def install() -> bool:
         from vllm.v1.structured_output.request import get_structured_output_key
     except ImportError:
         return False
+    import dataclasses
+
+    if not {"ll_matcher", "ll_tokenizer", "vocab_size"} <= {
+        f.name for f in dataclasses.fields(guidance.GuidanceGrammar)
+    }:
+        return False  # a vLLM whose grammar objects are built differently: leave it alone
     validate, compile_grammar = guidance.validate_guidance_grammar, guidance.GuidanceBackend.compile_grammar
     valid, matchers = VALIDATED, COMPILED
 
@@ -69,11 +86,12 @@ def install() -> bool:
             validate(sampling_params, tokenizer=tokenizer)  # raises on a bad grammar: nothing remembered
             valid.remember(key, True)
 
-    def cached_compile(self, request_type, grammar_spec, stop_token_ids=None):
-        key = (request_type, grammar_spec, id(self.ll_tokenizer), self.disable_any_whitespace)
+    def cached_compile(self, request_type, grammar_spec, *args, **kwargs):
+        key = (request_type, grammar_spec, _frozen(args), _frozen(kwargs), id(self.ll_tokenizer),
+               self.disable_any_whitespace, self.disable_additional_properties)  # fmt: skip
         template = matchers.recall(key)
         if template is None:
-            grammar = compile_grammar(self, request_type, grammar_spec, stop_token_ids)
+            grammar = compile_grammar(self, request_type, grammar_spec, *args, **kwargs)
             if grammar.ll_matcher.is_error():  # keep failures uncached: vLLM reports them per request
                 return grammar
             matchers.remember(key, grammar.ll_matcher.deep_copy())
