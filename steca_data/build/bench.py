@@ -6,7 +6,8 @@ Every arm plays the same rollouts (same tasks, seeds and weights) through the sa
   request enters the running batch the moment its environment step returns;
 - ``lockstep``: the same backend, all live episodes' step t in one batch, then all environment steps;
 - ``reference``: the transformers backend, one rollout at a time, one request per step (what the
-  reference implementation does).
+  reference implementation does), with the recipe's ``policy.threads``. It plays first: once vLLM starts,
+  torch's thread count is vLLM's.
 
 Per arm: rollouts/s, the share of wall time spent generating and stepping environments (they overlap under
 the continuous schedule), and the fraction of trajectories identical to the engine's. The last line is
@@ -46,6 +47,7 @@ class ArmResult:
     env_s: float
     identical: float  # fraction of trajectories identical to the engine arm's
     stolen: float | None = None  # share of the CPU time the hypervisor gave other tenants during the arm
+    torch_threads: int | None = None  # torch's intra-op threads while the arm ran
 
     @property
     def rollouts_per_s(self) -> float:
@@ -107,6 +109,8 @@ class TimedPool(SessionPool):
 
 
 def run_arm(name, policy, backend, starts, params, max_steps, prompt, workers, schedule, max_active):
+    import torch
+
     from steca_data.episodes.runner import run_episodes
 
     timed = TimedPolicy(policy)
@@ -117,8 +121,9 @@ def run_arm(name, policy, backend, starts, params, max_steps, prompt, workers, s
         )
         seconds = time.perf_counter() - start
     steps = sum(len(t.steps) - len(s.prefix) for t, s in zip(trajectories, starts, strict=True))
+    stolen = stolen_share(cpu, cpu_times())
     arm = ArmResult(name, policy.policy_id.split(":")[0], schedule, len(trajectories), steps, seconds,
-                    timed.seconds, pool.seconds, 1.0, stolen_share(cpu, cpu_times()))  # fmt: skip
+                    timed.seconds, pool.seconds, 1.0, stolen, torch.get_num_threads())  # fmt: skip
     return arm, [[(s.thought, s.action) for s in t.steps] for t in trajectories]
 
 
@@ -144,63 +149,78 @@ def bench_model(recipe, model: str | None) -> str:
     return agent.model
 
 
-def _policies(recipe, model: str | None):
-    """(engine policy, reference policy): the recipe's backend, and transformers on the same weights where
-    the backend plays a local checkpoint (else the same backend, one request at a time)."""
+def _reference_policy(recipe, model: str | None):
+    """The transformers backend on the same weights where the recipe's backend plays a local checkpoint
+    (else None: the recipe's own backend, one request at a time, is the reference)."""
     from steca_data.policies.ids import LOCAL_PREFIX
     from steca_data.stages.agent import agent_handle
 
-    engine = agent_handle(recipe.policy, model).policy
     if recipe.policy.backend not in LOCAL_PREFIX:
-        return engine, engine
+        return None
     reference_spec = recipe.policy.model_copy(update={"backend": "transformers", "batch_size": 1})
-    return engine, agent_handle(reference_spec, model).policy
+    return agent_handle(reference_spec, model).policy
+
+
+def _play(name, policy, backend, starts, params, max_steps, prompt, recipe, schedule, active):
+    """One arm from a cold prefix cache, after a short warm-up (first calls are slow)."""
+    run_arm("warm-up", policy, backend, starts[:2], params, 2, prompt, recipe.env.workers, "lockstep", 2)
+    if hasattr(policy, "reset_prefix_cache"):  # no arm reuses another's cached prompts
+        policy.reset_prefix_cache()
+    return run_arm(name, policy, backend, starts, params, max_steps, prompt, recipe.env.workers, schedule, active)
 
 
 def run_bench(
     recipe, tasks: int, n: int | None, model: str | None, reference_every: int | None = None
 ) -> tuple[dict, list[ArmResult]]:
     """All arms on the same rollouts (the reference on a systematic sample of them); returns the JSON
-    figures and the arms."""
+    figures and the arms.
+
+    The reference plays first: vLLM, once started, pins torch's thread count, and the reference should run
+    with the threads the recipe gives it (``policy.threads``), as it would on its own."""
     from steca_data.envs.registry import list_tasks, make_backend
     from steca_data.episodes.runner import PromptConfig
     from steca_data.policies.base import sampling_params
+    from steca_data.stages.agent import agent_handle
 
-    engine_policy, reference_policy = _policies(recipe, bench_model(recipe, model))
+    model = bench_model(recipe, model)
     params = sampling_params(recipe.policy, recipe.rollouts.temperature)
     n = n or recipe.rollouts.n
     starts = bench_starts(list_tasks(recipe.env, "train")[:tasks], n, recipe.rollouts.seed)
     every = reference_every or n
-    sample = list(range(0, len(starts), every))
+    sample = [starts[i] for i in range(0, len(starts), every)]
     max_steps, prompt = recipe.rollouts.max_steps or recipe.env.max_steps, PromptConfig.from_recipe(recipe)
     backend = make_backend(recipe.env)
-    arms, texts = [], {}
+    arms, texts = {}, {}
     try:
-        for policy in {id(p): p for p in (engine_policy, reference_policy)}.values():  # first calls are slow
-            run_arm("warm-up", policy, backend, starts[:2], params, 2, prompt, recipe.env.workers, "lockstep", 2)
-        for name, schedule in ARMS:
-            policy = reference_policy if name == "reference" else engine_policy
-            if hasattr(policy, "reset_prefix_cache"):  # no arm reuses another's cached prompts
-                policy.reset_prefix_cache()
-            played = [starts[i] for i in sample] if name == "reference" else starts
-            active = 1 if name == "reference" else len(starts)
-            arm, texts[name] = run_arm(
-                name, policy, backend, played, params, max_steps, prompt, recipe.env.workers, schedule, active
+        reference_policy = _reference_policy(recipe, model)
+        if reference_policy is not None:
+            arms["reference"], texts["reference"] = _play(
+                "reference", reference_policy, backend, sample, params, max_steps, prompt, recipe, "lockstep", 1
             )
-            same = texts["engine"] if name != "reference" else [texts["engine"][i] for i in sample]
-            arm.identical = sum(a == b for a, b in zip(texts[name], same, strict=True)) / len(played)
-            arms.append(arm)
+        engine_policy = agent_handle(recipe.policy, model).policy
+        for name, schedule in ARMS:
+            if name == "reference" and reference_policy is not None:
+                continue
+            played, active = (sample, 1) if name == "reference" else (starts, len(starts))
+            arms[name], texts[name] = _play(
+                name, engine_policy, backend, played, params, max_steps, prompt, recipe, schedule, active
+            )
     finally:
         backend.close()
+    engine_texts = {"engine": texts["engine"], "lockstep": texts["engine"]}
+    engine_texts["reference"] = [texts["engine"][i] for i in range(0, len(starts), every)]
+    for name, arm in arms.items():
+        arm.identical = sum(a == b for a, b in zip(texts[name], engine_texts[name], strict=True)) / arm.rollouts
+    ordered = [arms[name] for name, _ in ARMS]
     figures = {
-        "arms": [a.as_dict() for a in arms],
+        "arms": [a.as_dict() for a in ordered],
         "policy_id": engine_policy.policy_id,
         "tasks": tasks,
         "rollouts": len(starts),
         "reference_every": every,
-        "ratio": arms[0].rollouts_per_s / arms[-1].rollouts_per_s,
+        "ratio": arms["engine"].rollouts_per_s / arms["reference"].rollouts_per_s,
     }
-    return figures, arms
+    return figures, ordered
 
 
 def bench_table(figures: dict, arms: list[ArmResult]):
