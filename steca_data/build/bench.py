@@ -187,7 +187,8 @@ def run_bench(
     n = n or recipe.rollouts.n
     starts = bench_starts(list_tasks(recipe.env, "train")[:tasks], n, recipe.rollouts.seed)
     every = reference_every or n
-    sample = [starts[i] for i in range(0, len(starts), every)]
+    picked = range(0, len(starts), every)  # the reference's systematic sample
+    sample = [starts[i] for i in picked]
     max_steps, prompt = recipe.rollouts.max_steps or recipe.env.max_steps, PromptConfig.from_recipe(recipe)
     backend = make_backend(recipe.env)
     arms, texts = {}, {}
@@ -208,7 +209,7 @@ def run_bench(
     finally:
         backend.close()
     engine_texts = {"engine": texts["engine"], "lockstep": texts["engine"]}
-    engine_texts["reference"] = [texts["engine"][i] for i in range(0, len(starts), every)]
+    engine_texts["reference"] = [texts["engine"][i] for i in picked]
     for name, arm in arms.items():
         arm.identical = sum(a == b for a, b in zip(texts[name], engine_texts[name], strict=True)) / arm.rollouts
     ordered = [arms[name] for name, _ in ARMS]

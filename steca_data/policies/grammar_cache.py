@@ -12,6 +12,7 @@ repeated work goes. Installed by ``vllm_policy.engine_for``; on a vLLM whose int
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import OrderedDict
 
@@ -69,32 +70,29 @@ def install() -> bool:
         from vllm.v1.structured_output.request import get_structured_output_key
     except ImportError:
         return False
-    import dataclasses
-
     if not {"ll_matcher", "ll_tokenizer", "vocab_size"} <= {
         f.name for f in dataclasses.fields(guidance.GuidanceGrammar)
     }:
         return False  # a vLLM whose grammar objects are built differently: leave it alone
     validate, compile_grammar = guidance.validate_guidance_grammar, guidance.GuidanceBackend.compile_grammar
-    valid, matchers = VALIDATED, COMPILED
 
     def cached_validate(sampling_params, tokenizer=None) -> None:
         if sampling_params.structured_outputs is None:
             return
         key = (get_structured_output_key(sampling_params.structured_outputs), id(tokenizer))
-        if valid.recall(key) is None:
+        if VALIDATED.recall(key) is None:
             validate(sampling_params, tokenizer=tokenizer)  # raises on a bad grammar: nothing remembered
-            valid.remember(key, True)
+            VALIDATED.remember(key, True)
 
     def cached_compile(self, request_type, grammar_spec, *args, **kwargs):
         key = (request_type, grammar_spec, _frozen(args), _frozen(kwargs), id(self.ll_tokenizer),
                self.disable_any_whitespace, self.disable_additional_properties)  # fmt: skip
-        template = matchers.recall(key)
+        template = COMPILED.recall(key)
         if template is None:
             grammar = compile_grammar(self, request_type, grammar_spec, *args, **kwargs)
             if grammar.ll_matcher.is_error():  # keep failures uncached: vLLM reports them per request
                 return grammar
-            matchers.remember(key, grammar.ll_matcher.deep_copy())
+            COMPILED.remember(key, grammar.ll_matcher.deep_copy())
             return grammar
         return guidance.GuidanceGrammar(
             ll_matcher=template.deep_copy(), ll_tokenizer=self.ll_tokenizer, vocab_size=self.vocab_size

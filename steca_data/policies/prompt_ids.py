@@ -17,8 +17,7 @@ import re
 MAX_PIECES = 1 << 16  # remembered pieces; the map is emptied when full (pieces are short, look-ups cheap)
 
 
-def _splits_only_at_added_tokens(tokenizer) -> bool:
-    added = tokenizer.get_added_tokens_decoder().values()
+def _splits_only_at_added_tokens(tokenizer, added: list) -> bool:
     plain = all(not (t.lstrip or t.rstrip or t.single_word or t.normalized) for t in added)
     adds_nothing = tokenizer.encode("a b").ids == tokenizer.encode("a b", add_special_tokens=False).ids
     return bool(added) and plain and adds_nothing
@@ -29,11 +28,12 @@ class PromptTokenizer:
 
     def __init__(self, tokenizer):
         self.tokenizer = tokenizer  # a ``tokenizers.Tokenizer`` (a fast HF tokenizer's backend)
-        self.reuses = _splits_only_at_added_tokens(tokenizer)
-        added = {t.content: i for i, t in tokenizer.get_added_tokens_decoder().items()}
-        self._added_ids = added
+        decoder = tokenizer.get_added_tokens_decoder()
+        self.reuses = _splits_only_at_added_tokens(tokenizer, list(decoder.values()))
+        self._added_ids = {t.content: i for i, t in decoder.items()}
         # leftmost, longest first: how the tokenizer matches added tokens
-        self._split = re.compile("(" + "|".join(map(re.escape, sorted(added, key=len, reverse=True))) + ")")
+        contents = sorted(self._added_ids, key=len, reverse=True)
+        self._split = re.compile("(" + "|".join(map(re.escape, contents)) + ")")
         self._pieces: dict[str, list[int]] = {}
 
     def encode(self, text: str) -> list[int]:
