@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from steca_data.build.assemble import deviation_rows, engine_rows
 from steca_data.build.output import OutputResult, write_outputs
 from steca_data.cache.store import Cache
+from steca_data.core.cpu import machine_description
 from steca_data.core.failures import BuildFailed
 from steca_data.core.progress import Reporter
 from steca_data.envs.registry import plugin
@@ -124,6 +125,7 @@ class Builder:
             try:
                 cache.set_meta("recipe_fingerprint", self.recipe.fingerprint())
                 cache.set_meta("env_version", ctx.env_version)
+                cache.set_meta("machine", machine_description())  # float kernels, so rows, differ by CPU type
                 for stage in self.stages:
                     summary.results.append(stage.run(ctx))
                     check_failure_rate(self.recipe, summary.results[-1])

@@ -29,7 +29,8 @@ CACHE_FORMAT = "1"
 TABLES: dict[str, tuple[str, str]] = {
     "meta": (
         "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
-        "Build metadata: cache format, last recipe fingerprint, environment version.",
+        "Build metadata: cache format, last recipe fingerprint, environment version, the machine (CPU model and "
+        "instruction sets) it last ran on.",
     ),
     "tasks": (
         """CREATE TABLE IF NOT EXISTS tasks (

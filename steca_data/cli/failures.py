@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 
 from steca_data.cache.errors import CacheError, explain
-from steca_data.core.errors import RecipeError
+from steca_data.core.errors import EngineStartError, RecipeError
 from steca_data.core.failures import BuildFailed, describe
 
 _PERMISSION = (errno.EACCES, errno.EPERM, errno.EROFS)
@@ -41,7 +41,7 @@ def explain_failure(exc: BaseException) -> tuple[str, int]:
     """(one line, exit code) for any exception that reached the command line."""
     if isinstance(exc, RecipeError):
         return (exc.lines[0] if exc.lines else str(exc)), 2
-    if isinstance(exc, BuildFailed | CacheError):
+    if isinstance(exc, BuildFailed | CacheError | EngineStartError):
         return " ".join(str(exc).split()), 1
     if isinstance(exc, MemoryError):
         return "out of memory: lower policy.batch_size, sft.batch_tokens or env.workers and run again", 1

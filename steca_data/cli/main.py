@@ -18,6 +18,7 @@ from rich.text import Text
 from steca_data.cli.common import DEBUG_FLAG, entry_point, err, log_progress, say
 from steca_data.cli.common import fail as _fail
 from steca_data.cli.common import recipe_or_exit as _recipe
+from steca_data.cli.doctor import doctor_command
 from steca_data.cli.export import export_command
 from steca_data.envs.registry import plugin, plugin_names
 
@@ -25,6 +26,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 schemas_app = typer.Typer(no_args_is_help=True, help="JSON Schemas of every stored and emitted model.")
 app.add_typer(schemas_app, name="schemas")
 app.command("export")(export_command)
+app.command("doctor")(doctor_command)
 for _env in plugin_names():  # env-specific commands, e.g. a game generator
     plugin(_env).register_cli(app)
 

