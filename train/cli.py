@@ -241,8 +241,9 @@ def merge(
     err.print(f"[green]merged[/green] → {escape(str(merge_lora(adapter, out)))}")
 
 
-from steca_train.cli_reinforce import experiment_cmd, reinforce_cmd  # noqa: E402 (issue 6 commands, kept in their own module)
+from steca_train.cli_reinforce import experiment_cmd, methods_cmd, reinforce_cmd  # noqa: E402 (kept in their own module)
 
+app.command("methods")(methods_cmd)
 app.command("reinforce")(reinforce_cmd)
 app.command("experiment")(experiment_cmd)
 

@@ -1,0 +1,172 @@
+"""What every training method is: the data it reads from a build, how it trains, its defaults, one line about it.
+
+A method reads like a torchtune recipe, top to bottom: ``data`` (which rows or pairs of a build), then
+``train`` (setup → train → save into ``run.out``). Two trainers serve them all:
+
+- ``WeightedMethod``: the weighted-likelihood trainer (``training.trainer.train``) on built rows, each row's
+  per-turn ``loss`` flags as the mask and its ``reward_weight`` (or 1) as the weight;
+- ``DPOMethod``: TRL's DPOTrainer (``steca_train.dpo``) on preference pairs, assembled by the same functions
+  that ``steca-data export --format trl-dpo`` writes with (``export.trl_dpo.pair_rows``).
+
+``data`` returns exactly the rows an export writes; what the trainer then does to them (a history window, a cut
+to ``dpo.max_turns`` turns, tokenization) is training, the same for every method of that trainer.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from steca_data.core.section import Section
+from steca_data.export.build_dir import BuildDir
+
+
+class NoOptions(Section):
+    """A method without settings of its own (it trains with ``reinforce``'s)."""
+
+
+@dataclass
+class MethodRun:
+    """One training run of one method: where it starts, what it reads, where it writes."""
+
+    recipe: object  # the live recipe: training settings (``reinforce``), policy, prompt
+    build: BuildDir  # the base build (rows, cache, engine units)
+    init: Path  # the model to start from (the base agent, or the model of ``starts_from``)
+    base: Path  # the base agent (reference model of the DPO methods that keep one)
+    out: Path  # write the trained model here (a temp dir the runner renames when complete)
+    scratch: Path  # a stable folder for the run's intermediate outputs (rounds), kept between runs
+    seed: int
+    reporter: object
+    options: Section  # the method's own settings: its defaults, overridden by ``reinforce.methods.<name>``
+
+
+class Method(ABC):
+    """A training method (see the module docstring). Subclasses set the class attributes and ``data``/``train``."""
+
+    name: ClassVar[str]
+    label: ClassVar[str]  # the report's name for it
+    description: ClassVar[str]  # one line, for `steca-train methods`
+    trainer: ClassVar[str]  # "weighted" | "dpo" | "none"
+    Options: ClassVar[type[Section]] = NoOptions
+    starts_from: ClassVar[str | None] = None  # a method whose trained model this one continues
+    trains: ClassVar[bool] = True  # False: the base agent itself is the method's model
+
+    def options(self, recipe) -> Section:
+        """The method's settings: its defaults, overridden by ``reinforce.methods.<name>`` (validated here)."""
+        return self.Options.model_validate(recipe.reinforce.methods.get(self.name, {}))
+
+    def check(self, recipe) -> str | None:
+        """A one-line reason the recipe cannot run this method (exit 2 before any work), or None."""
+        return None
+
+    def settings(self, recipe) -> dict:
+        """What the trained model depends on besides the built data and the seed (hashed into its key)."""
+        return {"options": self.options(recipe).model_dump(mode="json")}
+
+    @abstractmethod
+    def data(self, build: BuildDir, recipe) -> list[dict]:
+        """The rows or pairs of ``build`` this method trains on (its first round's, for iterated methods)."""
+
+    @abstractmethod
+    def train(self, run: MethodRun) -> dict:
+        """Train ``run.init`` into ``run.out``; returns what the results record about the run."""
+
+
+# ------------------------------------------------------------------------------ the weighted-likelihood trainer
+_TRAIN_SKIP = {"out", "init", "data", "time_budget_s", "save_every", "log_every", "threads", "device", "seed", "dpo",
+               "methods", "datasets", "weighted"}  # fmt: skip
+
+
+def weighted_settings(recipe) -> dict:
+    """``reinforce``'s settings that shape a weighted-likelihood run (not where it writes, nor how fast)."""
+    return recipe.reinforce.model_dump(mode="json", exclude=_TRAIN_SKIP)
+
+
+def weight_summary(rows: list[dict]) -> dict[str, dict[str, float]]:
+    """Per dataset: rows, mean / min / max weight (the analysis the results record)."""
+    by: dict[str, list[float]] = {}
+    for row in rows:
+        by.setdefault(row.get("dataset", "?"), []).append(float(row.get("reward_weight", 1.0)))
+    return {
+        name: {"rows": len(w), "mean": sum(w) / len(w), "min": min(w), "max": max(w)} for name, w in sorted(by.items())
+    }
+
+
+class WeightedMethod(Method):
+    """Rows of the build, each with its per-turn loss flags and a weight, on the weighted-likelihood trainer."""
+
+    trainer = "weighted"
+
+    def settings(self, recipe) -> dict:
+        return {**super().settings(recipe), "train": weighted_settings(recipe)}
+
+    def examples_rows(self, rows: list[dict]) -> list[dict]:
+        """The trainer's view of ``data``'s rows (role, content, loss; weight). Default: the rows themselves."""
+        return rows
+
+    def train(self, run: MethodRun) -> dict:
+        from steca_train.reinforce import train_objective
+
+        rows = self.examples_rows(self.data(run.build, run.recipe))
+        spec = run.recipe.reinforce.model_copy(update={"seed": run.seed})
+        with run.reporter.track(f"train {self.name} s{run.seed}", 1, "runs") as advance:
+            result = train_objective(spec, run.init, rows, run.out, run.recipe.prompt.history)
+            advance()
+        return {
+            "rows": len(rows),
+            "weights": weight_summary(rows),
+            "steps": result.steps,
+            "final_loss": result.final_loss,
+            "train_seconds": round(result.seconds, 1),
+        }
+
+
+def rows_of(build: BuildDir, datasets, weighted: bool) -> list[dict]:
+    """The build's rows of ``datasets`` (in that order, each sorted by id), weights kept or all set to 1."""
+    missing = [name for name in datasets if name not in build.rows]
+    if missing:
+        raise ValueError(f"{build.path}: the build has no dataset {', '.join(missing)} (has {', '.join(build.rows)})")
+    rows = [row for name in datasets for row in build.rows[name]]
+    return rows if weighted else [{**row, "reward_weight": 1.0} for row in rows]
+
+
+# ------------------------------------------------------------------------------------------ the DPO trainer
+class DPOMethod(Method):
+    """Preference pairs of the build (the kinds of ``export --format trl-dpo``) on TRL's DPOTrainer."""
+
+    trainer = "dpo"
+    kinds: ClassVar[tuple[str, ...]]  # the trl-dpo ``kind`` values it trains on
+
+    def thresholds(self, options) -> dict[str, float]:
+        """kind -> the smallest margin a pair needs (IPR's step / trajectory thresholds); none by default."""
+        return {}
+
+    def data(self, build: BuildDir, recipe) -> list[dict]:
+        from steca_data.export.trl_dpo import pair_rows
+
+        floors = self.thresholds(self.options(recipe))
+        try:
+            rows = pair_rows(build, self.kinds)
+        finally:
+            build.close()  # training (and a round's exploration) may write to the same cache next
+        return [r for r in rows if r["margin"] >= floors.get(r["kind"], float("-inf"))]
+
+    def settings(self, recipe) -> dict:
+        return {**super().settings(recipe), "dpo": recipe.reinforce.dpo.model_dump(mode="json")}
+
+    def dpo_round(self, run: MethodRun, rows: list[dict], init: Path, out: Path, **overrides) -> dict:
+        """One DPO run of ``init`` on ``rows`` into ``out`` (``overrides``: beta, lr, loss, ref)."""
+        from steca_train.dpo import train_dpo, trainer_pairs
+
+        r = run.recipe
+        spec = r.reinforce.dpo.model_copy(update={k: v for k, v in overrides.items() if k in ("beta", "lr")})
+        pairs = trainer_pairs(rows, r.prompt.history, spec.max_turns)
+        log = train_dpo(spec, init, pairs, out, seed=run.seed, threads=r.reinforce.threads,
+                        losses=overrides.get("losses"), ref=overrides.get("ref"))  # fmt: skip
+        return {"pairs": log["pairs"], "steps": log["steps"], "train_seconds": log["seconds"],
+                "final_loss": log["history"][-1]["loss"] if log["history"] else None}  # fmt: skip
+
+    def train(self, run: MethodRun) -> dict:
+        return self.dpo_round(run, self.data(run.build, run.recipe), run.init, run.out)
