@@ -110,6 +110,7 @@ def train_dpo(
         loss_type=list(losses or [spec.loss_type]),
         learning_rate=spec.lr,
         num_train_epochs=spec.epochs,
+        max_steps=spec.max_steps or -1,
         per_device_train_batch_size=spec.batch_size,
         max_length=spec.max_length,
         bf16=False,

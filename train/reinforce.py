@@ -21,25 +21,11 @@ def objective_rows(rows: list[dict], weighted: bool) -> list[dict]:
     return [{**row, "reward_weight": 1.0} for row in rows]
 
 
-def train_objective(
-    spec: ReinforceSpec,
-    init: Path,
-    rows: list[dict],
-    out: Path,
-    history: int | None,
-    progress=None,
-):
-    """Train ``init`` on ``rows`` with the SFT trainer; returns the ``TrainResult``."""
-    from transformers import AutoTokenizer
+def train_objective(spec: ReinforceSpec, init: Path, rows: list[dict], out: Path, history: int | None, reporter, label):
+    """Train ``init`` on ``rows`` with the SFT trainer (``training.fit``); returns the ``TrainResult``."""
+    from steca_data.training.fit import fit
 
-    from steca_data.training.data import rows_to_examples
-    from steca_data.training.trainer import train
-
-    tokenizer = AutoTokenizer.from_pretrained(str(init))
-    examples, _ = rows_to_examples(rows, tokenizer, history, spec.max_seq_len)
-    if not examples:
-        raise ValueError("no trainable windows: no row has an assistant turn that bears loss")
-    return train(spec, init, examples, out, tokenizer, progress=progress, pad_id=tokenizer.pad_token_id)
+    return fit(spec, init, rows, out, history, reporter, label).result
 
 
 def dataset_nll(model_dir: Path, rows_by_set: dict[str, list[dict]], history: int | None, max_rows: int = 100) -> dict:

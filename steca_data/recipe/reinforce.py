@@ -23,11 +23,12 @@ _Section = Section  # unknown fields rejected, booleans are not numbers
 
 
 class DPOSpec(_Section):
-    """STeCa with SFT+DPO: calibrated vs deviated trajectories as preference pairs (TRL's DPOTrainer)."""
+    """The preference methods' DPO settings (steca-dpo, IPR, ETO; TRL's DPOTrainer)."""
 
     beta: float = Field(0.1, gt=0, description="DPO temperature (TRL default).")
     lr: float = Field(5e-4, gt=0, lt=1)
     epochs: float = Field(1.0, gt=0)
+    max_steps: int | None = Field(None, gt=0, description="Optimizer steps per DPO run; overrides epochs.")
     batch_size: int = Field(4, ge=1, le=512, description="Preference pairs per optimizer step.")
     max_turns: int = Field(4, ge=1, le=100, description="Assistant turns kept of each side (bounds the length).")
     max_length: int = Field(1024, ge=64, description="Tokens of prompt + completion (the prompt is cut first).")

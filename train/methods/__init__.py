@@ -10,6 +10,8 @@ from __future__ import annotations
 from functools import cache
 from importlib import import_module
 
+from pydantic import ValidationError
+
 from steca_train.methods.base import Method
 
 METHODS: dict[str, str] = {
@@ -65,11 +67,14 @@ def check_methods(recipe, names: list[str] | None = None, where: str = "experime
         m = method(name)
         try:
             m.options(recipe)
-        except ValueError as exc:
-            first = str(exc).splitlines()
-            detail = first[2].strip() if len(first) > 2 else first[0]
-            field = first[1].strip() if len(first) > 1 else ""
-            return f"reinforce.methods.{name}.{field}: {detail}"
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            field = ".".join(str(part) for part in error["loc"])
+            return (
+                f"reinforce.methods.{name}.{field}: {error['msg']}"
+                if field
+                else f"reinforce.methods.{name}: {error['msg']}"
+            )
         problem = m.check(recipe)
         if problem:
             return problem

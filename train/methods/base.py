@@ -111,9 +111,8 @@ class WeightedMethod(Method):
 
         rows = self.examples_rows(self.data(run.build, run.recipe))
         spec = run.recipe.reinforce.model_copy(update={"seed": run.seed})
-        with run.reporter.track(f"train {self.name} s{run.seed}", 1, "runs") as advance:
-            result = train_objective(spec, run.init, rows, run.out, run.recipe.prompt.history)
-            advance()
+        label = f"train {self.name} s{run.seed}"
+        result = train_objective(spec, run.init, rows, run.out, run.recipe.prompt.history, run.reporter, label)
         return {
             "rows": len(rows),
             "weights": weight_summary(rows),
@@ -168,5 +167,41 @@ class DPOMethod(Method):
         return {"pairs": log["pairs"], "steps": log["steps"], "train_seconds": log["seconds"],
                 "final_loss": log["history"][-1]["loss"] if log["history"] else None}  # fmt: skip
 
+    def rounds(self, options) -> int:
+        """How many explore → pair → train rounds (iterated methods override; 1: train on the build's pairs)."""
+        return 1
+
+    def round_settings(self, run: MethodRun, k: int) -> dict:
+        """``dpo_round`` overrides of round ``k`` (beta, lr, losses, ref)."""
+        return {}
+
     def train(self, run: MethodRun) -> dict:
-        return self.dpo_round(run, self.data(run.build, run.recipe), run.init, run.out)
+        """Round 1 trains on the build's pairs; each later round's pairs come from the last model's exploration
+        (``rounds.explore``). A later round without a pair ends the iteration: the last model stands."""
+        import shutil
+
+        from steca_data.policies.ids import policy_id
+        from steca_train.methods.rounds import explore, round_model
+
+        n, model, build, done = self.rounds(run.options), run.init, run.build, []
+        for k in range(1, n + 1):
+            if k > 1:
+                build = explore(run, model, k)
+            explorer = (build.base_agent() or ("?", None))[0]
+            rows = self.data(build, run.recipe)
+            if not rows and k > 1:
+                run.reporter.info(f"{self.name} round {k}: no preference pair from {explorer}; round {k - 1} stands")
+                done.append({"round": k, "explored_by": explorer, "pairs": 0})
+                break
+            out = round_model(run, k, n)
+            info = self.dpo_round(run, rows, model, out, **self.round_settings(run, k))
+            made = {} if out == run.out else {"model": policy_id(run.recipe.policy, str(out))}  # the last: the method's
+            done.append({"round": k, "explored_by": explorer, **made, **info})
+            model = out
+        if model != run.out:
+            shutil.copytree(model, run.out, dirs_exist_ok=True)
+        trained = [d for d in done if d["pairs"]]
+        summary = {"steps": trained[-1]["steps"], "final_loss": trained[-1]["final_loss"],
+                   "pairs": sum(d["pairs"] for d in done),
+                   "train_seconds": round(sum(d.get("train_seconds", 0.0) for d in done), 1)}  # fmt: skip
+        return summary if n == 1 else {**summary, "rounds": done}

@@ -12,9 +12,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from steca_data.core.section import Section
-from steca_data.policies.ids import policy_id
 from steca_train.methods.base import DPOMethod, MethodRun
-from steca_train.methods.rounds import explore, round_model
 
 
 class ETOOptions(Section):
@@ -30,17 +28,12 @@ class ETO(DPOMethod):
     kinds = ("eto",)
     Options = ETOOptions
 
-    def train(self, run: MethodRun) -> dict:
-        opts, model, build, done = run.options, run.init, run.build, []
-        for k in range(1, opts.rounds + 1):
-            if k > 1:
-                build = explore(run, model, k)
-            explorer = build.base_agent()[0]
-            out = round_model(run, k, opts.rounds)
-            later = {} if k == 1 else {"beta": opts.later_beta, "lr": run.recipe.reinforce.dpo.lr * opts.later_lr_ratio}
-            info = self.dpo_round(run, self.data(build, run.recipe), model, out, **later)
-            done.append({"round": k, "explored_by": explorer, "model": policy_id(run.recipe.policy, str(out)), **info})
-            model = out
-        last = done[-1]
-        return {**{k: last[k] for k in ("steps", "final_loss")}, "pairs": sum(d["pairs"] for d in done),
-                "train_seconds": round(sum(d["train_seconds"] for d in done), 1), "rounds": done}  # fmt: skip
+    def rounds(self, options) -> int:
+        return options.rounds
+
+    def round_settings(self, run: MethodRun, k: int) -> dict:
+        """The reference is the model the round starts from (TRL's copy of it); later rounds: ETO's β and lr."""
+        if k == 1:
+            return {}
+        opts = run.options
+        return {"beta": opts.later_beta, "lr": run.recipe.reinforce.dpo.lr * opts.later_lr_ratio}

@@ -18,9 +18,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from steca_data.core.section import Section
-from steca_data.policies.ids import policy_id
 from steca_train.methods.base import DPOMethod, MethodRun
-from steca_train.methods.rounds import explore, round_model
 
 
 class IPROptions(Section):
@@ -47,20 +45,9 @@ class IPR(DPOMethod):
             )
         return None
 
-    def train(self, run: MethodRun) -> dict:
-        rounds, model, build = run.options.rounds, run.init, run.build
-        done = []
-        for k in range(1, rounds + 1):
-            if k > 1:
-                build = explore(run, model, k)
-            explorer = build.base_agent()[0]
-            out = round_model(run, k, rounds)
-            info = self.dpo_round(run, self._pairs(build, run), model, out, losses=["sigmoid", "sft"], ref=run.base)
-            done.append({"round": k, "explored_by": explorer, "model": policy_id(run.recipe.policy, str(out)), **info})
-            model = out
-        last = done[-1]
-        return {**{k: last[k] for k in ("steps", "final_loss")}, "pairs": sum(d["pairs"] for d in done),
-                "train_seconds": round(sum(d["train_seconds"] for d in done), 1), "rounds": done}  # fmt: skip
+    def rounds(self, options) -> int:
+        return options.rounds
 
-    def _pairs(self, build, run: MethodRun) -> list[dict]:
-        return self.data(build, run.recipe)
+    def round_settings(self, run: MethodRun, k: int) -> dict:
+        """Every round: DPO + NLL of the chosen side, the SFT base agent as the reference (IPR's script)."""
+        return {"losses": ["sigmoid", "sft"], "ref": run.base}
