@@ -320,6 +320,7 @@ def test_cli_refuses_bad_input_with_one_line_and_exit_2(cli, build_dir, tmp_path
     assert not any((tmp_path / f"o{i}").exists() for i in (1, 2, 3))
     assert sorted(p.name for p in build_dir.iterdir()) == [
         "README.md",
+        "build.json",
         "cache.duckdb",
         "dataset",
         "parquet",
