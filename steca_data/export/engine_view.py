@@ -60,13 +60,17 @@ class EngineView:
     @cached_property
     def _context(self):
         """A build context with every stage's output published over the same cache file, running nothing."""
+        from steca_data.build.builder import open_build
         from steca_data.build.manifest import open_build_dir
 
         path = self.build.require_cache("this export")
         recipe = self.build.recipe
         recipe = recipe.model_copy(update={"output": recipe.output.model_copy(update={"cache": str(path)})})
         try:
-            return self._stack.enter_context(open_build_dir(recipe, self.build.path, path))
+            if self.build.manifest is not None:
+                return self._stack.enter_context(open_build_dir(recipe, self.build.path, path))
+            # a build written before build.json: its stages re-derived from the recipe's inputs, where they still are
+            return self._stack.enter_context(open_build(recipe, read_only=True))
         except Exception as exc:  # noqa: BLE001
             raise ExportError(f"{path}: cannot read the build's stages from its cache: {exc}") from None
 
