@@ -28,4 +28,7 @@ def test_experiment_refuses_bad_methods_in_one_line(cli):
     assert unknown.code == 2 and "experiment.methods[1]: unknown method 'ppo'" in unknown.err
     bad = cli("experiment", TINY, "--set", "reinforce.methods.ipr.rounds=0", tool="train")
     assert bad.code == 2 and "reinforce.methods.ipr.rounds" in bad.err
+    narrow = cli("experiment", TINY, "--set", "reinforce.datasets=[dc, ds]", "--set", "experiment.methods=[rft, steca]",
+                 "--set", "datasets=[expert, dc, ds]", tool="train")  # fmt: skip
+    assert narrow.code == 2 and "datasets: rft trains on de, which the recipe does not build" in narrow.err
     assert not Path("builds").exists()  # refused before any work (the cli fixture runs in an empty folder)

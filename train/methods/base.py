@@ -57,8 +57,15 @@ class Method(ABC):
         """The method's settings: its defaults, overridden by ``reinforce.methods.<name>`` (validated here)."""
         return self.Options.model_validate(recipe.reinforce.methods.get(self.name, {}))
 
+    def needs(self, recipe) -> tuple[str, ...]:
+        """The built datasets this method reads (checked against the recipe's ``datasets`` before any work)."""
+        return ()
+
     def check(self, recipe) -> str | None:
         """A one-line reason the recipe cannot run this method (exit 2 before any work), or None."""
+        missing = [name for name in self.needs(recipe) if name not in recipe.datasets]
+        if missing:
+            return f"datasets: {self.name} trains on {', '.join(missing)}, which the recipe does not build"
         return None
 
     def settings(self, recipe) -> dict:
@@ -137,6 +144,11 @@ class DPOMethod(Method):
 
     trainer = "dpo"
     kinds: ClassVar[tuple[str, ...]]  # the trl-dpo ``kind`` values it trains on
+
+    def check(self, recipe) -> str | None:
+        if not recipe.uses_engine:  # every pair comes from the engine's proposals and rollouts
+            return f"datasets: {self.name} pairs the engine's rollouts: the recipe must build dc, de or ds"
+        return super().check(recipe)
 
     def thresholds(self, options) -> dict[str, float]:
         """kind -> the smallest margin a pair needs (IPR's step / trajectory thresholds); none by default."""

@@ -38,6 +38,8 @@ class IPR(DPOMethod):
         return {"ipr": options.step_threshold, "eto": options.traj_threshold}
 
     def check(self, recipe) -> str | None:
+        if super().check(recipe):
+            return super().check(recipe)
         if recipe.rollouts.scope != "all":
             return (
                 f"rollouts.scope: ipr needs 'all' (got {recipe.rollouts.scope!r}): it compares the agent's step "

@@ -11,5 +11,8 @@ class RFT(WeightedMethod):
     label = "RFT"
     description = "expert trajectories ∪ the agent's explored successes (De), weights 1, from the base agent"
 
+    def needs(self, recipe) -> tuple[str, ...]:
+        return ("expert", "de")
+
     def data(self, build: BuildDir, recipe) -> list[dict]:
         return rows_of(build, ("expert", "de"), weighted=False)

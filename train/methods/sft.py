@@ -13,7 +13,11 @@ class SFT(Method):
     trainer = "none"
     trains = False
 
+    def needs(self, recipe) -> tuple[str, ...]:
+        return ("expert",)
+
     def data(self, build: BuildDir, recipe) -> list[dict]:
+
         return rows_of(build, ("expert",), weighted=False)
 
     def train(self, run: MethodRun) -> dict:

@@ -17,6 +17,9 @@ class Steca(WeightedMethod):
     label = "STeCa"
     description = "reward-weighted likelihood over Dc ∪ De ∪ Ds (reinforce.datasets, reinforce.weighted)"
 
+    def needs(self, recipe) -> tuple[str, ...]:
+        return tuple(recipe.reinforce.datasets)
+
     def data(self, build: BuildDir, recipe) -> list[dict]:
         return rows_of(build, recipe.reinforce.datasets, weighted=recipe.reinforce.weighted)
 

@@ -16,3 +16,6 @@ class StecaDPO(DPOMethod):
     description = "steca-sft, then DPO on (calibrated, deviated) continuations of Dc (trl-dpo kind steca)"
     kinds = ("steca",)
     starts_from = "steca-sft"
+
+    def needs(self, recipe) -> tuple[str, ...]:
+        return ("dc",)

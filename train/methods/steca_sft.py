@@ -11,6 +11,9 @@ class StecaSFT(WeightedMethod):
     label = "STeCa w/o reinforced training"
     description = "STeCa's rows (Dc ∪ De ∪ Ds by default) as plain SFT, every weight 1"
 
+    def needs(self, recipe) -> tuple[str, ...]:
+        return tuple(recipe.reinforce.datasets)
+
     def data(self, build: BuildDir, recipe) -> list[dict]:
         return rows_of(build, recipe.reinforce.datasets, weighted=False)
 

@@ -17,6 +17,9 @@ class STeP(WeightedMethod):
     label = "STeP"
     description = "self-reflected trajectories (error step masked, reflection + correction learnt) ∪ experts"
 
+    def needs(self, recipe) -> tuple[str, ...]:
+        return ("expert", "dc")
+
     def data(self, build: BuildDir, recipe) -> list[dict]:
         from steca_data.export.step import step_rows
 
