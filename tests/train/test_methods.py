@@ -16,7 +16,7 @@ TINY = REPO / "recipes" / "experiment-tiny.yaml"
 
 
 def _shrunk(build: Path) -> list[str]:
-    """experiment-tiny.yaml at test size: 16 expert tasks, 3 walked, 2 eval tasks per split, 2 steps per run."""
+    """experiment-tiny.yaml at test size: 16 expert tasks, 3 walked, 1 eval task per split, 2 steps per run."""
     return [
         f"output.dir={build}",
         "env.max_steps=8",
@@ -30,7 +30,7 @@ def _shrunk(build: Path) -> list[str]:
         "rollouts.max_steps=6",
         "rollouts.explorations=2",
         "deviation.delta=1.0",  # every proposal that differs from the expert is deviated: Dc is never empty
-        "eval.limit=2",
+        "eval.limit=1",
         "reinforce.max_steps=2",
         "reinforce.dpo.max_steps=2",
         "reinforce.dpo.batch_size=2",
@@ -72,5 +72,8 @@ def test_ipr_second_round_is_explored_by_the_first_rounds_policy(tiny_experiment
     for table in ("proposals", "rollouts", "scored_prefixes"):
         made = count(recipe.cache_path, f"select count(*) from {table} where policy_id = '{first['model']}'")
         assert made > 0, table  # round 2's units, by the round-1 policy, in the build's one cache
+    (model,) = [Path(run["model"]) for run in doc["runs"] if run["method"] == "ipr"]
+    curve = json.loads((model / "train_log.json").read_text())["history"]
+    assert {h["round"] for h in curve} == {1, 2}  # the report's training curve spans both rounds
     (eto,) = [run["train"] for run in doc["runs"] if run["method"] == "eto"]
     assert eto["rounds"][1]["explored_by"] == eto["rounds"][0]["model"]

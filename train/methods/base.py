@@ -212,8 +212,24 @@ class DPOMethod(Method):
             model = out
         if model != run.out:
             shutil.copytree(model, run.out, dirs_exist_ok=True)
+        if n > 1:
+            _join_logs(run, [round_model(run, d["round"], n) for d in done if d["pairs"]])
         trained = [d for d in done if d["pairs"]]
         summary = {"steps": trained[-1]["steps"], "final_loss": trained[-1]["final_loss"],
                    "pairs": sum(d["pairs"] for d in done),
                    "train_seconds": round(sum(d.get("train_seconds", 0.0) for d in done), 1)}  # fmt: skip
         return summary if n == 1 else {**summary, "rounds": done}
+
+
+def _join_logs(run: MethodRun, models: list[Path]) -> None:
+    """One training curve across rounds in the method's ``train_log.json`` (steps counted on; each point says
+    its round), so the report plots an iterated method like any other."""
+    import json
+
+    history, offset = [], 0
+    for k, model in enumerate(models, 1):
+        log = json.loads((model / "train_log.json").read_text())
+        history += [{**h, "step": h["step"] + offset, "round": k} for h in log["history"]]
+        offset += log["steps"]
+    doc = json.loads((run.out / "train_log.json").read_text())
+    (run.out / "train_log.json").write_text(json.dumps({**doc, "history": history, "steps": offset}, indent=1))
