@@ -274,6 +274,11 @@ def calibration_method(ctx: Context, method: str, model: Path, seed: int, policy
 # ------------------------------------------------------------------------------------------ the runner
 def run_experiment(recipe, reporter) -> dict:
     """Everything, in order, skipping what is cached; returns the results document (also written)."""
+    from steca_train.methods import check_methods
+
+    problem = check_methods(recipe)
+    if problem:
+        raise ValueError(problem)
     t0 = time.monotonic()
     out = Path(recipe.experiment.out) if recipe.experiment.out else recipe.build_dir / "experiment"
     out.mkdir(parents=True, exist_ok=True)
