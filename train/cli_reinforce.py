@@ -9,6 +9,9 @@ import typer
 from steca_data.cli.common import err
 from steca_data.cli.common import fail as _fail
 from steca_data.cli.common import recipe_or_exit as _recipe
+from steca_data.core.damage import reading
+from steca_data.core.outputs import check_build_output, check_output_dir
+from steca_data.policies.weights import check_model_dir
 from steca_data.training.quiet import quiet_transformers as _quiet_hf
 
 QUIET_HELP = "Log lines instead of progress bars (for logs and CI)."
@@ -53,22 +56,24 @@ def reinforce_cmd(
     data_dir = data / "dataset" if (data / "dataset").is_dir() else data
     if not (data_dir / "dataset_dict.json").is_file():
         _fail(f"no built datasets at {data_dir}: run `steca-data build {recipe_path}` first", 2)
-    init = model or warmup_model(r)
-    if init is None or not (init / "config.json").is_file():
+    init = model if model is not None else warmup_model(r)
+    if init is None or not str(init).strip() or not (init / "config.json").is_file():
         _fail(f"--model {init}: not a model directory (the build has no warm-up model; pass --model)", 2)
+    target = check_output_dir(out if out is not None else data / "models" / method, "model", sources=[init, data_dir])
+    check_model_dir(init)
     _quiet_hf()
     from steca_data.core.progress import Reporter
     from steca_data.training.data import load_rows
     from steca_train.reinforce import train_objective, weight_summary
 
-    target = out or data / "models" / method
     spec = r.reinforce
     try:
         if method == "steca-dpo":
             from steca_train.dpo import preference_pairs, train_dpo
 
-            pairs = preference_pairs(load_rows(data_dir, ["dc"]), data / "cache.duckdb", r.prompt.history,
-                                     spec.dpo.max_turns)  # fmt: skip
+            with reading(data_dir, "the built dataset", "build it again"):
+                rows = load_rows(data_dir, ["dc"])
+            pairs = preference_pairs(rows, data / "cache.duckdb", r.prompt.history, spec.dpo.max_turns)
             err.print(f"{len(pairs)} preference pairs (calibrated vs deviated) from {data_dir}")
             log = train_dpo(spec.dpo, init, pairs, target, seed=spec.seed, threads=spec.threads)
             err.print(f"[green]trained[/green] DPO {log['steps']} steps in {log['seconds']:.0f}s → {target}")
@@ -76,7 +81,8 @@ def reinforce_cmd(
         objective = OBJECTIVES[method]
         if method == "steca":  # the recipe may narrow the sets or switch weights off
             objective = Objective(tuple(spec.datasets), spec.weighted)
-        rows = load_rows(data_dir, list(objective.datasets))
+        with reading(data_dir, "the built dataset", "build it again"):
+            rows = load_rows(data_dir, list(objective.datasets))
         rows = rows if objective.weighted else [{**x, "reward_weight": 1.0} for x in rows]
         for name, w in weight_summary(rows).items():
             err.print(f"{name}: {w['rows']} rows, weight mean {w['mean']:.3f} [{w['min']:.3f}, {w['max']:.3f}]")
@@ -103,7 +109,10 @@ def experiment_cmd(
     r = _recipe(recipe, set_)
     _quiet_hf()
     from steca_data.core.progress import Reporter
-    from steca_train.experiment import run_experiment
+    from steca_train.experiment import experiment_dir, run_experiment
+
+    check_build_output(r.build_dir, r.output.cache, str(recipe))
+    check_output_dir(experiment_dir(r), "experiment", what=f"{recipe}: experiment.out")
 
     if quiet:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
@@ -114,5 +123,5 @@ def experiment_cmd(
     from steca_train.report import markdown
 
     typer.echo(markdown(doc))
-    out = Path(r.experiment.out) if r.experiment.out else r.build_dir / "experiment"
+    out = experiment_dir(r)
     err.print(f"[green]results[/green] {out}/results.md, results.json, methods.png, calibration.png, losses.png")

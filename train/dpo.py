@@ -151,6 +151,9 @@ def train_dpo(spec: DPOSpec, init: Path, pairs: list[dict], out: Path, seed: int
     trainer.train()
     seconds = time.monotonic() - start
     out.mkdir(parents=True, exist_ok=True)
+    from steca_data.core.outputs import mark
+
+    mark(out, "model")
     trainer.model.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
     history = [

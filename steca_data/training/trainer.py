@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from steca_data.core.outputs import mark
 from steca_data.recipe.agent import SFTSpec
 from steca_data.training.data import Example, collate, make_batches
 
@@ -106,6 +107,7 @@ def plan_steps(spec: SFTSpec, examples: list[Example]) -> int:
 
 def _save(model, tokenizer, path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True)
+    mark(path, "model")  # a later run may write here again; nothing else may (core.outputs)
     model.save_pretrained(str(path))
     if tokenizer is not None:
         tokenizer.save_pretrained(str(path))
