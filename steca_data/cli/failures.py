@@ -75,8 +75,9 @@ def explain_failure(exc: BaseException) -> tuple[str, int]:
     if isinstance(exc, BuildFailed | CacheError):
         return " ".join(str(exc).split()), 1
     if isinstance(exc, MemoryError) and not _memory_error(exc):
-        return "a model's weights could not be read: the file is damaged or not a weights file (a damaged header " \
-               "can claim an impossible size); check or rebuild the model folder you passed", 1  # fmt: skip
+        what = library_problem(exc) or "a model's weights could not be read"
+        return f"{what}: the file is damaged or not a weights file (a damaged header can claim an impossible " \
+               "size); check or rebuild the model folder you passed", 1  # fmt: skip
     if isinstance(exc, MemoryError):
         return "out of memory: lower policy.batch_size, sft.batch_tokens or env.workers and run again", 1
     if isinstance(exc, OSError) and (message := _os_error(exc)):

@@ -187,6 +187,11 @@ def sql(
 
     if fmt not in ("table", "csv", "json"):
         _fail(f"--format must be table, csv or json (got {fmt!r})", 2)
+    try:
+        query.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        _fail(f"sql: the query is not UTF-8 text (byte {exc.object[exc.start].encode('utf-8', 'surrogateescape')!r} "
+              f"at position {exc.start}); check your terminal's encoding", 2)  # fmt: skip
     problem = statement_problem(query)
     if problem:
         _fail(f"sql: {problem}", 2)
@@ -239,8 +244,11 @@ def inspect(
 
     from steca_data.build.verify import output_problem
 
+    from steca_data.core.damage import reading
+
     path, build = _dataset_dir(build_dir)
-    dd = load_from_disk(str(path))
+    with reading(path, "the saved dataset", "rebuild it (`steca-data build`) or copy the build again"):
+        dd = load_from_disk(str(path))
     table = Table(title=Text(str(path)))
     table.add_column("dataset")
     table.add_column("rows", justify="right")
@@ -308,10 +316,12 @@ def bench(
     r = _recipe(recipe, set_)
     if json_out is not None:
         json_out = check_output_file(json_out, BENCH_SIGNATURE, what="--json")
+    if model is not None and r.policy.backend != "openai" and not (Path(model) / "config.json").is_file():
+        _fail(f"--model {model!r}: not a model directory (no config.json); omit it to use the build's base agent", 2)
     try:
         figures, arms = run_bench(r, tasks, n, model, reference_every)
-    except BenchError as exc:
-        _fail(str(exc).replace("RECIPE", str(recipe)))
+    except BenchError as exc:  # no build or no base agent yet: nothing was done
+        _fail(str(exc).replace("RECIPE", str(recipe)), 2)
     shown = out if out.is_terminal else Console(width=132)  # in logs: a table wide enough for its headers
     shown.print(bench_table(figures, arms))
     shown.print(

@@ -105,19 +105,19 @@ def _first_existing(path: Path) -> Path:
     return Path("/")
 
 
-def _common_checks(path: Path, resolved: Path, what: str) -> None:
+def _common_checks(path: Path, resolved: Path, what: str, noun: str = "folder") -> None:
     """Checks shared by files and folders: no root, home, current directory or an ancestor of either,
     and every existing ancestor a folder."""
     home, cwd = _where(Path.home()), _where(Path.cwd())
     if resolved == Path(resolved.anchor):
-        raise OutputPathError(f"{what} {path}: the filesystem root; name a new folder")
+        raise OutputPathError(f"{what} {path}: the filesystem root; name a new {noun}")
+    if resolved == cwd:
+        raise OutputPathError(f"{what} {path}: the current directory; name a new {noun}")
+    if resolved in cwd.parents:
+        raise OutputPathError(f"{what} {path}: contains the current directory; name a new {noun}")
     if resolved == home or resolved in home.parents:
         raise OutputPathError(f"{what} {path}: your home folder{' or above it' if resolved != home else ''}; "
-                              "name a new folder")  # fmt: skip
-    if resolved == cwd:
-        raise OutputPathError(f"{what} {path}: the current directory; name a new folder")
-    if resolved in cwd.parents:
-        raise OutputPathError(f"{what} {path}: contains the current directory; name a new folder")
+                              f"name a new {noun}")  # fmt: skip
     above = _first_existing(resolved.parent)
     if not above.is_dir():
         raise OutputPathError(f"{what} {path}: {above} is a file, not a folder")
@@ -176,7 +176,7 @@ def check_output_file(
     ``existing_ok``: the file is opened, not replaced (a cache)."""
     path = _typed(raw, what)
     resolved = _where(path)
-    _common_checks(path, resolved, what)
+    _common_checks(path, resolved, what, "file")
     if resolved.is_dir():
         raise OutputPathError(f"{what} {path}: a directory; name a file such as {path / 'report.json'}")
     if resolved.exists() and not existing_ok:
