@@ -243,7 +243,6 @@ def inspect(
     from datasets import load_from_disk
 
     from steca_data.build.verify import output_problem
-
     from steca_data.core.damage import reading
 
     path, build = _dataset_dir(build_dir)
