@@ -12,6 +12,7 @@ from steca_data.cli.common import DEBUG_FLAG, entry_point, err
 from steca_data.cli.common import fail as _fail
 from steca_data.cli.common import recipe_or_exit as _recipe
 from steca_data.cli.common import reporter as _reporter
+from steca_data.cli.signals import Interrupted
 from steca_data.core.damage import reading
 from steca_data.core.outputs import check_output_dir, check_output_file, write_file_atomically
 from steca_data.policies.weights import check_model_dir
@@ -128,9 +129,19 @@ def sft(
             advance(step - done[0])
             done[0] = step
 
-        result = train(
-            r.sft, init, examples, target, tokenizer, resume=resume, progress=progress, pad_id=tokenizer.pad_token_id
-        )
+        try:
+            result = train(
+                r.sft,
+                init,
+                examples,
+                target,
+                tokenizer,
+                resume=resume,
+                progress=progress,
+                pad_id=tokenizer.pad_token_id,
+            )
+        except KeyboardInterrupt as exc:
+            raise Interrupted(_training_interrupted(target)) from exc
     err.print(
         f"[green]trained[/green] {result.steps} steps in {result.seconds:.0f}s "
         f"({result.tokens / max(result.seconds, 1e-9):.0f} tok/s), final loss {result.final_loss:.3f} "
@@ -141,6 +152,16 @@ def sft(
             else ""
         )
     )
+
+
+def _training_interrupted(target: Path) -> str:
+    state = target / "checkpoint" / "state.json"
+    if state.is_file():
+        import json
+
+        step = json.loads(state.read_text()).get("step", "?")
+        return f"interrupted: {target / 'checkpoint'} holds step {step}; add --resume to the same command to go on"
+    return "interrupted before the first checkpoint; run the same command to start again"
 
 
 @app.command("eval")
