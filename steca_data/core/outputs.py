@@ -140,6 +140,8 @@ def check_output_dir(
     path = _typed(raw, what)
     resolved = _where(path)
     _common_checks(path, resolved, what)
+    if path.is_symlink():  # write where the link points (replacing the link itself would strand its target)
+        path = resolved
     for source in sources:
         src = _where(Path(source))
         if resolved == src or resolved in src.parents:
