@@ -274,7 +274,14 @@ def merge(
         _fail(f"{adapter}: no adapter_config.json (not a LoRA adapter; `steca-train sft` with sft.lora writes one)", 2)
     out = check_output_dir(out, "model", sources=[adapter])
     check_model_dir(adapter)
-    err.print(f"[green]merged[/green] → {escape(str(merge_lora(adapter, out)))}")
+    try:
+        merged = merge_lora(adapter, out)
+    except (ValueError, KeyError, TypeError) as exc:  # an adapter_config.json that names no usable adapter
+        from steca_data.core.failures import describe
+
+        _fail(f"{adapter}: not a usable LoRA adapter ({describe(exc, 160)}); pass the folder `steca-train sft` "
+              "wrote with sft.lora set", 2)  # fmt: skip
+    err.print(f"[green]merged[/green] → {escape(str(merged))}")
 
 
 from steca_train.cli_reinforce import experiment_cmd, reinforce_cmd  # noqa: E402 (issue 6 commands, kept in their own module)
