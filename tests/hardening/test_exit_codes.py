@@ -43,6 +43,8 @@ def box(cli, built, tmp_path) -> Path:
         (tmp_path / name / "config.json").write_text(json.dumps(LLAMA))
         if weights:
             (tmp_path / name / "model.safetensors").write_bytes(weights)
+    (tmp_path / "adapter").mkdir()
+    (tmp_path / "adapter" / "adapter_config.json").write_text("{}")
     return tmp_path
 
 
@@ -66,6 +68,7 @@ CASES = {
     "reinforce-no-build": (["reinforce", "--data", "model", "--recipe", "b/recipe.yaml"], "no built datasets"),
     "merge-not-an-adapter": (["merge", "model", "--out", "merged"], "not a LoRA adapter"),
     "merge-missing": (["merge", "nowhere", "--out", "merged"], "not a LoRA adapter"),
+    "merge-unusable-adapter": (["merge", "adapter", "--out", "merged"], "not a usable LoRA adapter"),
     "init-model-no-build": (["init-model", "--recipe", "r.yaml"], "no built dataset"),
 }
 DATA_CASES = {
