@@ -196,7 +196,7 @@ def check_output_file(
 def check_build_output(build_dir: Path, cache: str | None, what: str) -> None:
     """A recipe's ``output.dir`` (a new or empty folder, or a build) and ``output.cache`` (a file, not a folder)."""
     check_output_dir(str(build_dir), "build", what=f"{what}: output.dir", own_build=True)
-    if cache is not None:
+    if cache:  # an empty output.cache means the default, <dir>/cache.duckdb (Recipe.cache_path)
         path = check_output_file(cache, (), what=f"{what}: output.cache", existing_ok=True)
         if path.is_dir():
             raise OutputPathError(f"{what}: output.cache {path}: a directory; name a .duckdb file")
