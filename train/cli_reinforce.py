@@ -111,7 +111,7 @@ def experiment_cmd(
     from steca_data.core.progress import Reporter
     from steca_train.experiment import experiment_dir, run_experiment
 
-    check_build_output(r.build_dir, r.output.cache, str(recipe))
+    check_build_output(r.build_dir, r.output.cache, str(recipe), r.name)
     check_output_dir(experiment_dir(r), "experiment", what=f"{recipe}: experiment.out")
 
     if quiet:

@@ -66,7 +66,7 @@ def _check_build_dir(r, recipe: Path) -> None:
     from steca_data.core.outputs import OutputPathError, check_build_output
 
     try:
-        check_build_output(r.build_dir, r.output.cache, str(recipe))
+        check_build_output(r.build_dir, r.output.cache, str(recipe), r.name)
     except OutputPathError as exc:
         _fail(str(exc), 2)
 

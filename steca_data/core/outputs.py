@@ -193,9 +193,25 @@ def check_output_file(
     return path
 
 
-def check_build_output(build_dir: Path, cache: str | None, what: str) -> None:
-    """A recipe's ``output.dir`` (a new or empty folder, or a build) and ``output.cache`` (a file, not a folder)."""
-    check_output_dir(str(build_dir), "build", what=f"{what}: output.dir", own_build=True)
+def _built_name(build_dir: Path) -> str | None:
+    """The recipe name a build folder's resolved ``recipe.yaml`` records (None when it has none)."""
+    import yaml
+
+    try:
+        name = (yaml.safe_load((build_dir / "recipe.yaml").read_text()) or {}).get("name")
+    except (OSError, ValueError, AttributeError, yaml.YAMLError):
+        return None
+    return name if isinstance(name, str) else None
+
+
+def check_build_output(build_dir: Path, cache: str | None, what: str, name: str | None = None) -> None:
+    """A recipe's ``output.dir`` (a new or empty folder, or this recipe's build: a build of another recipe
+    would have its datasets replaced) and ``output.cache`` (a file, not a folder)."""
+    path = check_output_dir(str(build_dir), "build", what=f"{what}: output.dir", own_build=True)
+    built = _built_name(path.resolve()) if name else None
+    if built is not None and built != name:
+        raise OutputPathError(f"{what}: output.dir {path}: the build of recipe {built!r}, not {name!r}; name "
+                              "another folder (or delete that build)")  # fmt: skip
     if cache:  # an empty output.cache means the default, <dir>/cache.duckdb (Recipe.cache_path)
         path = check_output_file(cache, (), what=f"{what}: output.cache", existing_ok=True)
         if path.is_dir():

@@ -150,6 +150,7 @@ def test_a_bad_report_file_changes_nothing(cli, work, command, case):
         ("~", ["home folder"]),
         ("mine", ["not written by steca-data"]),
         ("notes.txt", ["not a directory", "is a file"]),
+        ("other", ["the build of recipe 'paths', not 'careless'"]),
     ],
 )
 def test_a_recipe_output_dir_that_is_not_a_build_changes_nothing(cli, work, output_dir, words):
