@@ -196,6 +196,8 @@ def sql(
     if problem:
         _fail(f"sql: {problem}", 2)
     path = db or (_recipe(recipe, []).cache_path if recipe else _default_db())
+    if path.is_dir() and (path / "cache.duckdb").is_file():  # --db builds/x: that build's cache
+        path = path / "cache.duckdb"
     if not path.is_file():
         _fail(f"no cache at {path}" + (" (a directory)" if path.is_dir() else ""), 2)
     con = connect_read_only(path)
