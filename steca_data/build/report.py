@@ -14,6 +14,7 @@ from pathlib import Path
 
 import duckdb
 
+from steca_data.core.damage import reading
 from steca_data.core.outputs import mark
 
 
@@ -99,7 +100,8 @@ def write_report(build_dir: Path, out_dir: Path | None = None) -> dict:
     if (build_dir / "dataset" / "dataset_dict.json").is_file():
         from datasets import load_from_disk
 
-        sizes = {name: len(ds) for name, ds in load_from_disk(str(build_dir / "dataset")).items()}
+        with reading(build_dir / "dataset", "the saved dataset", "rebuild it (`steca-data build`)"):
+            sizes = {name: len(ds) for name, ds in load_from_disk(str(build_dir / "dataset")).items()}
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.bar(list(sizes), list(sizes.values()))
     for i, v in enumerate(sizes.values()):
