@@ -12,6 +12,10 @@ from steca_data.cli.common import DEBUG_FLAG, entry_point, err
 from steca_data.cli.common import fail as _fail
 from steca_data.cli.common import recipe_or_exit as _recipe
 from steca_data.cli.common import reporter as _reporter
+from steca_data.cli.signals import Interrupted
+from steca_data.core.damage import reading
+from steca_data.core.outputs import check_output_dir, check_output_file, write_file_atomically
+from steca_data.policies.weights import check_model_dir
 from steca_data.training.quiet import quiet_transformers as _quiet_hf
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -24,6 +28,7 @@ def _options(
     """Global options (``--debug`` is handled by the entry point before the command runs)."""
 
 
+EVAL_SIGNATURE = ("policy_id", "prompt_version", "results")  # what an existing --out file must hold to be replaced
 RecipeOption = typer.Option(..., "--recipe", "-r", help="Recipe YAML file.")
 SetOption = typer.Option([], "--set", help="Override a recipe field: --set sft.lr=1e-3 (repeatable).")
 QuietOption = typer.Option(False, "--quiet", "-q", help="Log lines instead of progress bars (for logs and CI).")
@@ -60,10 +65,11 @@ def init_model_cmd(
     r, paths = _recipe_and_paths(recipe, set_)
     from steca_data.training.init_model import corpus_texts, init_model
 
-    target = out or paths.init_model
-    if not paths.dataset.is_dir():
-        _fail(f"no built dataset at {paths.dataset}: run `steca-data build {recipe}` first")
-    texts = corpus_texts(paths.dataset, r.sft.datasets)
+    target = check_output_dir(out if out is not None else paths.init_model, "model", sources=[paths.dataset])
+    if not (paths.dataset / "dataset_dict.json").is_file():
+        _fail(f"no built dataset at {paths.dataset}: run `steca-data build {recipe}` first", 2)
+    with reading(paths.dataset, "the built dataset", f"build it again (`steca-data build {recipe}`)"):
+        texts = corpus_texts(paths.dataset, r.sft.datasets)
     try:
         vocab, n_params = init_model(r.model, texts, target)
     except ValueError as exc:
@@ -85,19 +91,27 @@ def sft(
     from steca_data.training.data import load_rows
     from steca_data.training.fit import fit
 
-    init = model or paths.sft_init
-    target = out or paths.sft_out
-    if not (init / "config.json").is_file():
-        _fail(f"no model at {init}: run `steca-train init-model --recipe {recipe}` or pass --model")
+    init = model if model is not None else paths.sft_init
+    if not str(init).strip() or not (init / "config.json").is_file():
+        what = "--model" if model is not None else "no model at"
+        _fail(f"{what} {init}: not a model directory (no config.json); run `steca-train init-model --recipe "
+              f"{recipe}` or pass --model", 2)  # fmt: skip
+    target = check_output_dir(out if out is not None else paths.sft_out, "model", sources=[init, paths.sft_data])
+    if resume and not (target / "checkpoint" / "state.json").is_file():
+        _fail(f"--resume: no checkpoint at {target / 'checkpoint'} (nothing to continue; run without --resume)", 2)
+    check_model_dir(init)
     data = paths.sft_data
     try:
-        rows = load_rows(data, r.sft.datasets)
+        with reading(data, "the built dataset", f"build it again (`steca-data build {recipe}`)"):
+            rows = load_rows(data, r.sft.datasets)
     except (FileNotFoundError, KeyError) as exc:
-        _fail(str(exc).strip("'\""))
+        _fail(str(exc).strip("'\""), 2)
     try:
         run = fit(r.sft, init, rows, target, r.prompt.history, _reporter(quiet), "sft", resume=resume)
     except ValueError as exc:
         _fail(f"{data} ({', '.join(r.sft.datasets)}): {exc}")
+    except KeyboardInterrupt as exc:
+        raise Interrupted(_training_interrupted(target)) from exc
     result, n_steps = run.result, run.planned_steps
     err.print(
         f"{len(rows)} rows → {run.windows} windows, {run.tokens} tokens"
@@ -113,6 +127,16 @@ def sft(
             else ""
         )
     )
+
+
+def _training_interrupted(target: Path) -> str:
+    state = target / "checkpoint" / "state.json"
+    if state.is_file():
+        import json
+
+        step = json.loads(state.read_text()).get("step", "?")
+        return f"interrupted: {target / 'checkpoint'} holds step {step}; add --resume to the same command to go on"
+    return "interrupted before the first checkpoint; run the same command to start again"
 
 
 @app.command("eval")
@@ -145,11 +169,17 @@ def eval_cmd(
     if policy not in (None, "random"):
         _fail(f"--policy must be 'random' (got {policy!r}); models are chosen with --model / policy.backend", 2)
     spec = r.policy.model_copy(update={"backend": "random"}) if policy == "random" else r.policy
+    if model is not None and not model.strip():
+        _fail("--model: empty; name a model directory (or a served model for policy.backend openai)", 2)
     name = model or spec.model
     if spec.backend in ("transformers", "vllm"):
         name = name or str(_paths(r).sft_out)
         if not (Path(name) / "config.json").is_file() and not (Path(name) / "adapter_config.json").is_file():
             _fail(f"--model {name}: not a model directory (train one with `steca-train sft` or pass --model)", 2)
+    if out is None:
+        base = Path(name) / "eval" if spec.backend in ("transformers", "vllm") else _paths(r).eval_dir
+        out = base / f"{r.name}-{spec.backend if spec.backend == 'random' else 'model'}.json"
+    out = check_output_file(out, EVAL_SIGNATURE)
     splits = r.eval.splits if split == "all" else [split]
     unknown = [s for s in splits if s not in r.env.splits]
     if unknown:
@@ -176,11 +206,7 @@ def eval_cmd(
     start = time.monotonic()
     results = evaluate(r, agent, splits, modes, max_steps, limit or r.eval.limit, r.eval.seed, _reporter(quiet))
     doc = report(r, name, agent, modes, max_steps, results, time.monotonic() - start)
-    if out is None:
-        base = Path(name) / "eval" if spec.backend in ("transformers", "vllm") else _paths(r).eval_dir
-        out = base / f"{r.name}-{spec.backend if spec.backend == 'random' else 'model'}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=1))
+    write_file_atomically(out, json.dumps(doc, indent=1))
     _print_results(results, doc)
     err.print(
         escape(f"report: {out}; episodes in {r.cache_path} (source 'eval', policy_id '{agent.policy_id}')"),
@@ -219,9 +245,18 @@ def merge(
     _quiet_hf()
     from steca_data.training.trainer import merge_lora
 
-    if not (adapter / "adapter_config.json").is_file():
-        _fail(f"{adapter}: no adapter_config.json (not a LoRA adapter)")
-    err.print(f"[green]merged[/green] → {escape(str(merge_lora(adapter, out)))}")
+    if not str(adapter).strip() or not (adapter / "adapter_config.json").is_file():
+        _fail(f"{adapter}: no adapter_config.json (not a LoRA adapter; `steca-train sft` with sft.lora writes one)", 2)
+    out = check_output_dir(out, "model", sources=[adapter])
+    check_model_dir(adapter)
+    try:
+        merged = merge_lora(adapter, out)
+    except (ValueError, KeyError, TypeError) as exc:  # an adapter_config.json that names no usable adapter
+        from steca_data.core.failures import describe
+
+        _fail(f"{adapter}: not a usable LoRA adapter ({describe(exc, 160)}); pass the folder `steca-train sft` "
+              "wrote with sft.lora set", 2)  # fmt: skip
+    err.print(f"[green]merged[/green] → {escape(str(merged))}")
 
 
 from steca_train.cli_reinforce import experiment_cmd, methods_cmd, reinforce_cmd  # noqa: E402 (kept in their own module)

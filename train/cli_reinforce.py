@@ -9,6 +9,8 @@ import typer
 from steca_data.cli.common import err
 from steca_data.cli.common import fail as _fail
 from steca_data.cli.common import recipe_or_exit as _recipe
+from steca_data.core.outputs import check_build_output, check_output_dir
+from steca_data.policies.weights import check_model_dir
 from steca_data.training.quiet import quiet_transformers as _quiet_hf
 
 QUIET_HELP = "Log lines instead of progress bars (for logs and CI)."
@@ -64,14 +66,15 @@ def reinforce_cmd(
         _fail(f"--method {method_name}: the base agent is the build's own (its warm-up); nothing to train", 2)
     agent = build.base_agent()
     base = Path(agent[1]) if agent and agent[1] else None
-    init = model or base
-    if init is None or not (init / "config.json").is_file():
+    init = model if model is not None else base
+    if init is None or not str(init).strip() or not (init / "config.json").is_file():
         _fail(f"--model {init}: not a model directory (the build names no local base agent; pass --model)", 2)
+    target = check_output_dir(out if out is not None else data / "models" / method_name, "model", sources=[init, data])
+    check_model_dir(init)
     _quiet_hf()
     from steca_data.core.progress import Reporter
     from steca_train.methods.base import MethodRun
 
-    target = out or data / "models" / method_name
     run = MethodRun(recipe=r, build=build, init=init, base=base or init, out=target,
                     scratch=target.with_name(target.name + ".rounds"), seed=r.reinforce.seed,
                     reporter=Reporter(quiet=quiet, console=err), options=m.options(r))  # fmt: skip
@@ -108,7 +111,10 @@ def experiment_cmd(
         _fail(f"{recipe}: {problem}", 2)
     _quiet_hf()
     from steca_data.core.progress import Reporter
-    from steca_train.experiment import run_experiment
+    from steca_train.experiment import experiment_dir, run_experiment
+
+    check_build_output(r.build_dir, r.output.cache, str(recipe), r.name)
+    check_output_dir(experiment_dir(r), "experiment", what=f"{recipe}: experiment.out")
 
     if quiet:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
@@ -119,5 +125,5 @@ def experiment_cmd(
     from steca_train.report import markdown
 
     typer.echo(markdown(doc))
-    out = Path(r.experiment.out) if r.experiment.out else r.build_dir / "experiment"
+    out = experiment_dir(r)
     err.print(f"[green]results[/green] {out}/results.md, results.json, methods.png, calibration.png, losses.png")

@@ -139,6 +139,9 @@ def train_dpo(
     trainer.train()
     seconds = time.monotonic() - start
     out.mkdir(parents=True, exist_ok=True)
+    from steca_data.core.outputs import mark
+
+    mark(out, "model")
     trainer.model.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
     history = [

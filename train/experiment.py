@@ -272,6 +272,11 @@ def calibration_method(ctx: Context, method: str, model: Path, seed: int, policy
 
 
 # ------------------------------------------------------------------------------------------ the runner
+def experiment_dir(recipe) -> Path:
+    """Where the experiment writes: ``experiment.out``, else ``<build>/experiment``."""
+    return Path(recipe.experiment.out) if recipe.experiment.out else recipe.build_dir / "experiment"
+
+
 def run_experiment(recipe, reporter) -> dict:
     """Everything, in order, skipping what is cached; returns the results document (also written)."""
     from steca_train.methods import check_methods
@@ -280,10 +285,13 @@ def run_experiment(recipe, reporter) -> dict:
     if problem:
         raise ValueError(problem)
     t0 = time.monotonic()
-    out = Path(recipe.experiment.out) if recipe.experiment.out else recipe.build_dir / "experiment"
-    out.mkdir(parents=True, exist_ok=True)
+    out = experiment_dir(recipe)
     start = time.monotonic()
     base, base_id, fingerprint, stats = run_build(recipe, reporter)
+    out.mkdir(parents=True, exist_ok=True)  # only once the build stands: a failure before creates nothing
+    from steca_data.core.outputs import mark
+
+    mark(out, "experiment")
     ctx = Context(recipe, reporter, out, base, base_id, BuildDir.open(recipe.build_dir), fingerprint)
     ctx.record("build", "computed" if stats.pop("computed") else "cached", start)
     from steca_train.report import write_report

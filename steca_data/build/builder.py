@@ -17,6 +17,7 @@ from steca_data.build.output import OutputResult, write_outputs
 from steca_data.cache.store import Cache
 from steca_data.core.cpu import machine_description
 from steca_data.core.failures import BuildFailed
+from steca_data.core.outputs import mark
 from steca_data.core.progress import Reporter
 from steca_data.envs.registry import plugin
 from steca_data.episodes.rows import expert_rows
@@ -121,6 +122,9 @@ class Builder:
 
     def build(self) -> BuildSummary:
         summary = BuildSummary()
+        if self.recipe.output.cache:  # the cache lives elsewhere: mark the folder as a build of ours
+            self.recipe.build_dir.mkdir(parents=True, exist_ok=True)
+            mark(self.recipe.build_dir, "build")
         with Cache(self.recipe.cache_path) as cache:
             ctx = self.context(cache)
             try:

@@ -163,8 +163,25 @@ def hub_token() -> str | None:
         return None
 
 
+def repo_id_problem(repo_id: str) -> str | None:
+    """Why ``repo_id`` cannot name a Hub repository (checked before any network), or None."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if not repo_id.strip():
+        return "empty Hub repo id; name one such as you/steca-quickstart"
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as exc:
+        first = " ".join(str(exc).split(".")[0].split())
+        return f"{repo_id!r} is not a Hub repo id ({first}); name one such as you/steca-quickstart"
+    return None
+
+
 def push_to_hub(build_dir: Path, repo_id: str, private: bool = True) -> str:
     """Upload parquet files and the card; one dataset config per built dataset."""
+    problem = repo_id_problem(repo_id)
+    if problem:
+        raise PushError(problem)
     token = hub_token()
     if not token:
         raise PushError(

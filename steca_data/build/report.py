@@ -14,6 +14,9 @@ from pathlib import Path
 
 import duckdb
 
+from steca_data.core.damage import reading
+from steca_data.core.outputs import mark
+
 
 def _mean_ci(values: list[float]) -> tuple[float, float]:
     n = len(values)
@@ -54,7 +57,6 @@ def write_report(build_dir: Path, out_dir: Path | None = None) -> dict:
     import matplotlib.pyplot as plt
 
     out_dir = out_dir or build_dir / "report"
-    out_dir.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(build_dir / "cache.duckdb"), read_only=True)
     summary: dict = {"plots": []}
     try:
@@ -73,6 +75,8 @@ def write_report(build_dir: Path, out_dir: Path | None = None) -> dict:
     finally:
         con.close()
 
+    out_dir.mkdir(parents=True, exist_ok=True)  # only once the cache has answered: a failure creates nothing
+    mark(out_dir, "report")
     summary["expert_prefixes_scored"] = [scored, listed]
     _plot_step_rewards(plt, by_remaining, scored, listed, out_dir, summary)
 
@@ -96,7 +100,8 @@ def write_report(build_dir: Path, out_dir: Path | None = None) -> dict:
     if (build_dir / "dataset" / "dataset_dict.json").is_file():
         from datasets import load_from_disk
 
-        sizes = {name: len(ds) for name, ds in load_from_disk(str(build_dir / "dataset")).items()}
+        with reading(build_dir / "dataset", "the saved dataset", "rebuild it (`steca-data build`)"):
+            sizes = {name: len(ds) for name, ds in load_from_disk(str(build_dir / "dataset")).items()}
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.bar(list(sizes), list(sizes.values()))
     for i, v in enumerate(sizes.values()):

@@ -6,6 +6,7 @@
   with the real cause and what to do, exit 1.
 - ``--debug`` (anywhere on the command line, or ``STECA_DEBUG=1``) shows tracebacks; without it none
   ever reaches the user, not even from a worker thread or a library's log.
+- Ctrl-C / SIGTERM: one line, exit 130 / 143, every cleanup runs, later signals ignored (``cli.signals``).
 - Everything printed from data (names, ids, paths, SQL results, messages that echo input) is escaped,
   so ``[red]x[/red]`` shows literally and ``[/x]`` cannot break the output.
 """
@@ -27,6 +28,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from steca_data.cli import signals
 from steca_data.cli.failures import explain_failure
 
 err = Console(stderr=True)
@@ -158,18 +160,26 @@ def _split_debug(args: list[str]) -> tuple[list[str], bool]:
     return [a for a in head if a != DEBUG_FLAG] + tail, DEBUG_FLAG in head
 
 
+def _interrupted(exc: BaseException | None) -> int:
+    """One line for Ctrl-C / SIGTERM (whatever a library wrapped it in), exit 130 / 143."""
+    signals.ignore_further()
+    say(signals.interrupt_line(exc))
+    return signals.interrupt_code(exc)
+
+
 def _invoke(app: typer.Typer, args: list[str], prog: str | None) -> int:
     command = typer.main.get_command(app)
     try:
         code = command.main(args, prog_name=prog, standalone_mode=False)
-    except KeyboardInterrupt:
-        say("interrupted; everything stored so far is kept in the cache")
-        return 130
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc)
     except BrokenPipeError:  # e.g. `steca-data sql … | head`: the reader has all it wanted
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except Exception as exc:  # noqa: BLE001 - the one place every failure becomes one line
+        if signals.received() is not None or _kind(exc, "Abort") and isinstance(exc.__cause__, KeyboardInterrupt):
+            return _interrupted(exc)  # click turns Ctrl-C into Abort; a library may turn it into anything
         if _kind(exc, "UsageError"):
             return _usage_error(exc)
         if _kind(exc, "Abort"):
@@ -180,6 +190,8 @@ def _invoke(app: typer.Typer, args: list[str], prog: str | None) -> int:
         message, code = explain_failure(exc)
         say(message)
         return code
+    if signals.received() is not None or code == 130:  # typer turns Ctrl-C into exit code 130, silently
+        return _interrupted(None)
     return code if isinstance(code, int) else 0
 
 
@@ -195,7 +207,7 @@ def run_app(app: typer.Typer, args: list[str] | None = None, prog: str | None = 
     if not debugging() and "torch" not in sys.modules:  # torch C++ start-up warnings (NUMA binding): --debug only
         os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
     try:
-        with _quiet_failures(debugging()):
+        with _quiet_failures(debugging()), signals.signal_policy():
             return _invoke(app, args, prog)
     finally:
         _state["debug"] = before
@@ -204,6 +216,7 @@ def run_app(app: typer.Typer, args: list[str] | None = None, prog: str | None = 
 def entry_point(app: typer.Typer, prog: str) -> None:
     """What a console script calls: run the app, exit with its code (quietly: no finaliser noise either)."""
     code = run_app(app, prog=prog)
+    signals.ignore_further()  # the command is over: a signal now would only break the exit (and the exit code)
     if not debugging() and DEBUG_FLAG not in sys.argv:
         _silence_hooks()
     sys.exit(code)

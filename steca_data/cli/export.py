@@ -13,8 +13,10 @@ from steca_data.export import FORMATS, ExportError, export_build
 def export_command(
     build_dir: Path = typer.Argument(..., help="A finished build directory (the recipe's output.dir)."),
     format: str = typer.Option(..., "--format", "-f", help=f"One of: {', '.join(FORMATS)}."),
-    out: Path = typer.Option(..., "--out", "-o", help="Directory to write; created, must be empty unless --overwrite."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty output directory."),
+    out: str = typer.Option(..., "--out", "-o", help="Directory to write; created, must be empty unless --overwrite."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace an earlier export in that directory (never anything else)."
+    ),
 ) -> None:
     """Rewrite a build for one consumer: TRL SFT / DPO, the ETO / IPR / STeCa ShareGPT files, or STeP.
 

@@ -20,6 +20,7 @@ from steca_data.cli.common import fail as _fail
 from steca_data.cli.common import recipe_or_exit as _recipe
 from steca_data.cli.doctor import doctor_command
 from steca_data.cli.export import export_command
+from steca_data.cli.signals import Interrupted, received
 from steca_data.envs.registry import plugin, plugin_names
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -32,6 +33,7 @@ for _env in plugin_names():  # env-specific commands, e.g. a game generator
 
 out = Console()
 
+BENCH_SIGNATURE = ("arms", "policy_id", "ratio")  # what a file --json may replace holds (an earlier bench's)
 SetOption = typer.Option([], "--set", help="Override a recipe field: --set env.max_steps=40 (repeatable).")
 
 
@@ -61,6 +63,34 @@ def _build_summary(reporter, summary, r) -> None:
         reporter.info(f"[green]Built[/green] {escape(str(r.build_dir))} ({counts}); cache {escape(str(r.cache_path))}")
 
 
+def _check_build_dir(r, recipe: Path) -> None:
+    """``output.dir`` under the output-path policy: a new or empty folder, or a build; ``output.cache`` a file."""
+    from steca_data.core.outputs import OutputPathError, check_build_output
+
+    try:
+        check_build_output(r.build_dir, r.output.cache, str(recipe), r.name)
+    except OutputPathError as exc:
+        _fail(str(exc), 2)
+
+
+def _check_repo_id(repo: str) -> None:
+    """A Hub repo id that cannot exist is the user's input: exit 2 before any work (and before any network)."""
+    from steca_data.build.output import repo_id_problem
+
+    problem = repo_id_problem(repo)
+    if problem:
+        _fail(problem, 2)
+
+
+def _units_kept(builder) -> str:
+    """How many units the cache holds now (the next build skips them); counted without starting anything."""
+    try:
+        kept = sum(p.cached for p in builder.plan())
+        return f"{kept} unit{'s' if kept != 1 else ''} kept"
+    except Exception:  # noqa: BLE001 - a damaged or locked cache: the line still says what to do
+        return "everything stored so far is kept"
+
+
 @app.command()
 def build(
     recipe: Path = typer.Argument(..., help="Recipe YAML file."),
@@ -79,14 +109,22 @@ def build(
     from steca_data.core.progress import Reporter
 
     r = _recipe(recipe, set_)
+    _check_build_dir(r, recipe)
+    repo = push_to_hub or r.output.push_to_hub
+    if repo:
+        _check_repo_id(repo)
     log_progress(quiet)
     reporter = Reporter(quiet=quiet, console=err)
+    builder = Builder(r, reporter, retry_failed=retry_failed)
     try:
-        summary = Builder(r, reporter, retry_failed=retry_failed).build()
+        summary = builder.build()
     except BuildFailed as exc:
         _fail(f"{exc}; `steca-data plan {recipe}` shows what is missing")
+    except BaseException as exc:  # Ctrl-C, or what a dying simulator's cleanup raised on top of it
+        if received() is None and not isinstance(exc, KeyboardInterrupt):
+            raise
+        raise Interrupted(f"interrupted: {_units_kept(builder)}; run the same command to resume") from exc
     _build_summary(reporter, summary, r)
-    repo = push_to_hub or r.output.push_to_hub
     if repo:
         try:
             url = push(r.build_dir, repo, private=r.output.private)
@@ -151,10 +189,17 @@ def sql(
 
     if fmt not in ("table", "csv", "json"):
         _fail(f"--format must be table, csv or json (got {fmt!r})", 2)
+    try:
+        query.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        _fail(f"sql: the query is not UTF-8 text (byte {exc.object[exc.start].encode('utf-8', 'surrogateescape')!r} "
+              f"at position {exc.start}); check your terminal's encoding", 2)  # fmt: skip
     problem = statement_problem(query)
     if problem:
         _fail(f"sql: {problem}", 2)
     path = db or (_recipe(recipe, []).cache_path if recipe else _default_db())
+    if path.is_dir() and (path / "cache.duckdb").is_file():  # --db builds/x: that build's cache
+        path = path / "cache.duckdb"
     if not path.is_file():
         _fail(f"no cache at {path}" + (" (a directory)" if path.is_dir() else ""), 2)
     con = connect_read_only(path)
@@ -202,9 +247,11 @@ def inspect(
     from datasets import load_from_disk
 
     from steca_data.build.verify import output_problem
+    from steca_data.core.damage import reading
 
     path, build = _dataset_dir(build_dir)
-    dd = load_from_disk(str(path))
+    with reading(path, "the saved dataset", "rebuild it (`steca-data build`) or copy the build again"):
+        dd = load_from_disk(str(path))
     table = Table(title=Text(str(path)))
     table.add_column("dataset")
     table.add_column("rows", justify="right")
@@ -225,11 +272,13 @@ def report(
 ) -> None:
     """Plot step rewards vs steps remaining, deviation positions and dataset sizes."""
     from steca_data.build.report import write_report
+    from steca_data.core.outputs import check_output_dir
 
     if not (build_dir / "cache.duckdb").is_file():
         _fail(f"no cache.duckdb in {build_dir}", 2)
-    summary = write_report(build_dir, out_dir)
-    target = out_dir or build_dir / "report"
+    target = check_output_dir(out_dir if out_dir is not None else build_dir / "report", "report",
+                              sources=[build_dir])  # fmt: skip
+    summary = write_report(build_dir, target)
     for plot in summary["plots"]:
         out.print(Text(f"wrote {target / plot}"))
     if "step_reward_by_remaining" in summary:
@@ -254,7 +303,7 @@ def report(
 @app.command()
 def bench(
     recipe: Path = typer.Argument(..., help="A recipe whose build (and warm-up model) exists."),
-    tasks: int = typer.Option(64, "--tasks", help="Train tasks to roll out from (x --n in flight)."),
+    tasks: int = typer.Option(64, "--tasks", min=1, help="Train tasks to roll out from (x --n in flight)."),
     n: int = typer.Option(4, "--n", min=1, help="Rollouts per task."),
     reference_every: int | None = typer.Option(
         None, "--reference-every", min=1, help="The reference plays every K-th rollout (default: --n, one per task)."
@@ -265,12 +314,17 @@ def bench(
 ) -> None:
     """Rollouts/s: the engine (continuous), the same backend in lock-step, and the sequential reference."""
     from steca_data.build.bench import BenchError, bench_table, run_bench
+    from steca_data.core.outputs import check_output_file, write_file_atomically
 
     r = _recipe(recipe, set_)
+    if json_out is not None:
+        json_out = check_output_file(json_out, BENCH_SIGNATURE, what="--json")
+    if model is not None and r.policy.backend != "openai" and not (Path(model) / "config.json").is_file():
+        _fail(f"--model {model!r}: not a model directory (no config.json); omit it to use the build's base agent", 2)
     try:
         figures, arms = run_bench(r, tasks, n, model, reference_every)
-    except BenchError as exc:
-        _fail(str(exc).replace("RECIPE", str(recipe)))
+    except BenchError as exc:  # no build or no base agent yet: nothing was done
+        _fail(str(exc).replace("RECIPE", str(recipe)), 2)
     shown = out if out.is_terminal else Console(width=132)  # in logs: a table wide enough for its headers
     shown.print(bench_table(figures, arms))
     shown.print(
@@ -289,7 +343,7 @@ def bench(
             "the ratio is skewed by the machine, not only the engine; run the bench again"
         )
     if json_out:
-        json_out.write_text(json.dumps(figures, indent=1))
+        write_file_atomically(json_out, json.dumps(figures, indent=1))
     typer.echo(f"ratio: {figures['ratio']:.2f}")
 
 
@@ -300,6 +354,7 @@ def push(build_dir: Path, repo_id: str, public: bool = typer.Option(False, "--pu
 
     if not (build_dir / "parquet").is_dir():
         _fail(f"{build_dir} is not a build directory with parquet/ (build it first)", 2)
+    _check_repo_id(repo_id)
     try:
         out.print(Text(f"Pushed to {push_to_hub(build_dir, repo_id, private=not public)}"))
     except PushError as exc:
@@ -309,9 +364,11 @@ def push(build_dir: Path, repo_id: str, public: bool = typer.Option(False, "--pu
 @schemas_app.command("export")
 def schemas_export(out_dir: Path = typer.Option(None, "--out", help="Folder (default: the repo's schemas/).")) -> None:
     """Write the JSON Schema of every model to schemas/."""
+    from steca_data.core.outputs import check_output_dir
     from steca_data.core.schema_io import REPO_SCHEMA_DIR, export_json_schemas
 
-    for path in export_json_schemas(out_dir or REPO_SCHEMA_DIR):
+    target = REPO_SCHEMA_DIR if out_dir is None else check_output_dir(out_dir, "schemas")
+    for path in export_json_schemas(target):
         out.print(Text(f"wrote {path}"))
 
 

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from steca_data.core.outputs import OutputPathError, check_output_dir
+
 from . import sharegpt, step, trl_dpo, trl_sft
 from .build_dir import BuildDir, ExportError
 from .bundle import Bundle
@@ -39,23 +41,26 @@ class ExportResult:
     skipped: dict[str, int]
 
 
-def check_request(build_dir: Path, fmt: str, out: Path, overwrite: bool = False) -> None:
-    """Every check that needs no reading of the build's data: raised as ``ExportError`` before any work."""
+def check_request(build_dir: Path, fmt: str, out: Path | str, overwrite: bool = False) -> Path:
+    """Every check that needs no reading of the build's data: raised as ``ExportError`` before any work.
+
+    The output folder follows the one output-path policy (``core.outputs``): only an earlier export may be
+    replaced, and only with ``--overwrite``; never a build, the current directory or an ancestor of either."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r} (choose one of: {', '.join(FORMATS)})")
-    if out.exists() and not out.is_dir():
-        raise ExportError(f"{out}: exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise ExportError(f"{out}: directory is not empty (pass --overwrite to replace it)")
-    build_dir, out = Path(build_dir).resolve(), out.resolve()
-    if out == build_dir or build_dir in out.parents or out in build_dir.parents:
-        raise ExportError(f"{out}: the output must lie outside the build directory {build_dir} (and not contain it)")
+    try:
+        out = check_output_dir(out, "export", sources=[Path(build_dir)], overwrite=overwrite)
+    except OutputPathError as exc:
+        raise ExportError(str(exc)) from None
+    build, target = Path(build_dir).resolve(), out.resolve()
+    if build in target.parents:
+        raise ExportError(f"{out}: the output must lie outside the build directory {build} (and not contain it)")
+    return out
 
 
-def export_build(build_dir: Path, fmt: str, out: Path, overwrite: bool = False) -> ExportResult:
+def export_build(build_dir: Path, fmt: str, out: Path | str, overwrite: bool = False) -> ExportResult:
     """Export ``build_dir`` as ``fmt`` into ``out`` (replaced as a whole, atomically)."""
-    out = Path(out)
-    check_request(build_dir, fmt, out, overwrite)
+    out = check_request(build_dir, fmt, out, overwrite)
     build = BuildDir.open(Path(build_dir))
     try:
         bundle = FORMATS[fmt](build)

@@ -1,7 +1,9 @@
 """Write a ``Bundle`` into the output directory, atomically and byte-for-byte reproducibly.
 
-Everything goes to a sibling temp directory first and is renamed into place at the end, so a failed
-export never leaves half a dataset where a consumer might read it. Datasets are written with one shard
+Everything goes to a sibling temp directory first and is switched into place at the end (the old export
+moved aside, the new one renamed in, the old one removed), so a failed or killed export never leaves half a
+dataset where a consumer might read it. The folder carries steca-data's output marker: a later
+``--overwrite`` may replace it, and nothing else. Datasets are written with one shard
 per split (an empty split still gets its schema); JSON files with a fixed indent and key order.
 """
 
@@ -10,6 +12,8 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+
+from steca_data.core.outputs import mark, replace_dir
 
 from .bundle import Bundle, Split
 
@@ -42,8 +46,7 @@ def write_bundle(bundle: Bundle, card: str, out: Path) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(records, indent=2, ensure_ascii=False) + "\n")
         (tmp / "README.md").write_text(card)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        mark(tmp, "export")
+        replace_dir(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -18,6 +18,9 @@ def make_policy(spec, model: str | None = None) -> Policy:
         return OpenAIPolicy.from_spec(spec.model_copy(update={"model": name}))
     if not name:
         raise ValueError(f"policy.model: a model path is required for backend {spec.backend!r}")
+    from steca_data.policies.weights import check_model_dir
+
+    check_model_dir(name)  # a damaged checkpoint is named here, not by the engine that trips over it
     if spec.backend == "vllm":
         from steca_data.policies.vllm_policy import VLLMPolicy
 

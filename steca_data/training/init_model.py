@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from steca_data.core.outputs import mark
 from steca_data.recipe.agent import ModelSpec
 
 BOS, END, PAD = "<s>", "<|end|>", "<pad>"
@@ -108,6 +109,7 @@ def init_model(spec: ModelSpec, texts: list[str], out: Path) -> tuple[int, int]:
     tokenizer = train_tokenizer(texts, spec.vocab_size)
     model = build_model(spec, tokenizer)
     out.mkdir(parents=True, exist_ok=True)
+    mark(out, "model")
     tokenizer.save_pretrained(str(out))
     model.save_pretrained(str(out))
     return len(tokenizer), sum(p.numel() for p in model.parameters())

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from steca_data.core.outputs import mark
 from steca_data.recipe.agent import SFTSpec
 from steca_data.training.data import Example, collate, make_batches
 
@@ -105,10 +106,22 @@ def plan_steps(spec: SFTSpec, examples: list[Example]) -> int:
 
 
 def _save(model, tokenizer, path: Path) -> None:
+    """Weights and tokenizer written beside, then each file renamed into ``path``: a kill mid-save leaves
+    no half-written file (a checkpoint folder already in ``path`` stays)."""
+    import shutil
+
     path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(path))
+    mark(path, "model")  # a later run may write here again; nothing else may (core.outputs)
+    staging = path / ".saving"
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(str(staging))
     if tokenizer is not None:
-        tokenizer.save_pretrained(str(path))
+        tokenizer.save_pretrained(str(staging))
+    for item in sorted(staging.iterdir()):
+        if item.is_dir():
+            shutil.rmtree(path / item.name, ignore_errors=True)
+        item.replace(path / item.name)
+    staging.rmdir()
 
 
 class TimeBudgetExceeded(RuntimeError):

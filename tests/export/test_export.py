@@ -321,7 +321,8 @@ def test_cli_refuses_bad_input_with_one_line_and_exit_2(cli, build_dir, tmp_path
         ((not_a_build, "--format", "trl-sft", "--out", tmp_path / "o2"), "not a steca-data build"),
         ((tmp_path / "missing", "--format", "trl-sft", "--out", tmp_path / "o3"), "not a directory"),
         ((build_dir, "--format", "trl-sft", "--out", a_file), "not a directory"),
-        ((build_dir, "--format", "trl-sft", "--out", full), "--overwrite"),
+        ((build_dir, "--format", "trl-sft", "--out", full), "was not written by steca-data"),
+        ((build_dir, "--format", "trl-sft", "--out", full, "--overwrite"), "was not written by steca-data"),
         ((build_dir, "--format", "trl-sft", "--out", build_dir / "x"), "outside the build"),
     ]
     for args, message in cases:
@@ -340,13 +341,16 @@ def test_cli_refuses_bad_input_with_one_line_and_exit_2(cli, build_dir, tmp_path
     ]
 
 
-def test_cli_overwrite_replaces_the_directory(cli, build_dir, tmp_path):
+def test_cli_overwrite_replaces_an_earlier_export_only(cli, build_dir, tmp_path):
     out = tmp_path / "out"
-    out.mkdir()
+    assert cli(build_dir, "--format", "trl-sft", "--out", out).exit_code == 0
     (out / "stale.txt").write_text("old")
+    again = cli(build_dir, "--format", "step", "--out", out)
+    assert again.exit_code == 2 and "--overwrite" in _error_line(again)
     result = cli(build_dir, "--format", "step", "--out", out, "--overwrite")
     assert result.exit_code == 0, result.output
     assert not (out / "stale.txt").exists() and (out / "dataset" / "dataset_dict.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [], "nothing left beside it"
 
 
 def test_errors_come_before_any_work(build_dir, tmp_path):

@@ -73,7 +73,7 @@ def test_bad_input_is_one_clear_line(tiny_recipe_path, scratch):
     code, out = _run("eval", "--recipe", tiny_recipe_path, "--model", scratch / "nothing")
     assert code == 2 and "not a model directory" in out
     code, out = _run("sft", "--recipe", tiny_recipe_path, "--model", scratch / "nothing")
-    assert code == 1 and "no model at" in out
+    assert code == 2 and "not a model directory" in out  # bad input: exit 2 (issue 21)
     bad = scratch / "bad.yaml"
     bad.write_text(tiny_recipe_path.read_text().replace("num_heads: 2", "num_heads: 5"))
     code, out = _run("init-model", "--recipe", bad)

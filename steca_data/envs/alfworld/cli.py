@@ -8,6 +8,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from steca_data.core.outputs import OutputPathError, check_output_dir, mark
+
 alfworld_app = typer.Typer(no_args_is_help=True, help="ALFWorld: generate games for the real engine, offline.")
 err = Console(stderr=True)
 
@@ -42,10 +44,12 @@ def generate(
     unknown = [t for t in types if t not in TASK_TYPES]
     if unknown or not types:
         _fail(f"--task-types: unknown {unknown or task_types!r}; known: all, {', '.join(TASK_TYPES)}")
-    if out.exists() and not out.is_dir():
-        _fail(f"--out {out} exists and is not a folder")
     if out.is_dir() and (out / "manifest.json").exists():
         _fail(f"--out {out} already holds a generated set (manifest.json); choose another folder or delete it")
+    try:
+        out = check_output_dir(out, "games")
+    except OutputPathError as exc:
+        _fail(str(exc))
     if quiet:
         import logging
 
@@ -53,6 +57,7 @@ def generate(
     n_eval = games // 5 if eval_games is None else eval_games
     counts = {"train": games, "valid_seen": n_eval, "valid_unseen": n_eval}
     out.mkdir(parents=True, exist_ok=True)
+    mark(out, "games")  # a killed run may be started again in the same folder
     reporter = Reporter(quiet=quiet, console=err)
     with reporter.track("alfworld games", sum(counts.values()), "games") as advance:
         report = run(out, seed, counts, size=size, task_types=types, workers=workers, advance=advance)
