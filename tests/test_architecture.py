@@ -1,8 +1,8 @@
 """The architecture, checked: layers import one way, no private names cross modules, functions stay short.
 
 Layers, lowest first (a module may import its own layer and those below it, never above):
-core → cache → backends (envs, policies, writers, importers) → recipe → training → episodes → stages →
-build → export → cli. ``steca_train`` (train/) sits on top and may import anything; ``steca_data`` never
+core → cache → backends (envs, policies, writers, importers) → recipe → training → episodes → executors →
+stages → build → export → cli. ``steca_train`` (train/) sits on top and may import anything; ``steca_data`` never
 imports ``steca_train``.
 """
 
@@ -20,6 +20,7 @@ LAYERS = [
     {"recipe"},
     {"training"},
     {"episodes"},
+    {"executors"},
     {"stages"},
     {"build"},
     {"export"},

@@ -33,7 +33,8 @@ from steca_data.core.failures import describe, is_transient
 from steca_data.core.progress import Reporter
 from steca_data.core.schemas import Task
 from steca_data.envs import EnvBackend
-from steca_data.envs.registry import env_version, list_tasks, make_backend
+from steca_data.envs.registry import env_version, list_tasks
+from steca_data.executors import Executor, LocalExecutor
 from steca_data.recipe.model import Recipe
 from steca_data.stages.faults import Faults
 
@@ -102,15 +103,25 @@ class MissingInput(RuntimeError):
 class BuildContext:
     """What stages share: the recipe, the cache, the reporter, published outputs and a lazy environment."""
 
-    def __init__(self, recipe: Recipe, cache: Cache, reporter: Reporter | None = None, retry_failed: bool = False):
+    def __init__(
+        self,
+        recipe: Recipe,
+        cache: Cache,
+        reporter: Reporter | None = None,
+        retry_failed: bool = False,
+        executor: Executor | None = None,
+    ):
         self.recipe = recipe
         self.cache = cache
         self.reporter = reporter or Reporter(quiet=True)
         # units recorded as failed by an earlier build are computed again, unless the recipe says not to
         self.retry_failed = retry_failed or recipe.failures.retry
-        self._backend: EnvBackend | None = None
         self._outputs: dict[type, object] = {}
         self.faults = Faults()
+        # where units run (placement, concurrency, the environment): one process unless the build says otherwise
+        self.executor = executor or LocalExecutor(
+            recipe.env, recipe.env.workers, recipe.executor.max_active, on_start=self.faults.environment_started
+        )
 
     # ------------------------------------------------------------------------------------ stage outputs
     def publish(self, value: object) -> None:
@@ -148,20 +159,15 @@ class BuildContext:
 
     @property
     def backend(self) -> EnvBackend:
-        """Started on first use, so a fully cached build never launches a simulator."""
-        if self._backend is None:
-            self._backend = make_backend(self.recipe.env)
-            self.faults.environment_started()
-        return self._backend
+        """This process's environment, started on first use (a fully cached build launches no simulator)."""
+        return self.executor.backend
 
     def restart_environment(self) -> None:
         """Drop the simulator (it may have crashed); the next use starts a fresh one."""
-        self.close()
+        self.executor.restart()
 
     def close(self) -> None:
-        if self._backend is not None:
-            self._backend.close()
-            self._backend = None
+        self.executor.close()
 
 
 class Stage(ABC):

@@ -92,8 +92,7 @@ class RolloutStage(EngineStage):
         params = engine.sampling(ctx.recipe.rollouts.temperature)
         follow_up = self._follow_up(ctx, todo, emit) if ctx.recipe.rollouts.scope == "first_deviation" else None
         starts = [_start(u) for u in todo]
-        policy = engine.agent.policy
-        play_units(ctx, policy, todo, starts, params, engine.max_steps, engine.prompt, emit, "rollout", follow_up)
+        play_units(ctx, engine.agent, todo, starts, params, engine.max_steps, engine.prompt, emit, "rollout", follow_up)
 
     def _follow_up(self, ctx: BuildContext, todo: list[Unit], emit: Emit):
         """``scope: first_deviation`` without waiting for a round to end: once a prefix has all its rollouts,
