@@ -34,6 +34,9 @@ class ExecutorSpec(Section):
     )
     shard_size: int = Field(8, ge=1, le=10_000, description="ray: units per worker call (one task's units).")
     shards_per_worker: int = Field(4, ge=1, le=1_000, description="ray: shards a worker plays at once.")
+    unit_timeout_s: float | None = Field(
+        None, gt=0.0, description="ray: a shard running longer than this per episode is hung: its worker is replaced."
+    )
     retries: int = Field(3, ge=0, le=100, description="ray: re-dispatches of a shard whose worker or node died.")
     placement_timeout_s: float = Field(
         300.0, gt=0.0, description="ray: give up when no worker can be placed for this long (no free CPUs)."

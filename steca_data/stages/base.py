@@ -34,7 +34,8 @@ from steca_data.core.progress import Reporter
 from steca_data.core.schemas import Task
 from steca_data.envs import EnvBackend
 from steca_data.envs.registry import env_version, list_tasks
-from steca_data.executors import Executor, LocalExecutor
+from steca_data.executors import Executor
+from steca_data.executors.factory import make_executor
 from steca_data.recipe.model import Recipe
 from steca_data.stages.faults import Faults
 
@@ -119,9 +120,7 @@ class BuildContext:
         self._outputs: dict[type, object] = {}
         self.faults = Faults()
         # where units run (placement, concurrency, the environment): one process unless the build says otherwise
-        self.executor = executor or LocalExecutor(
-            recipe.env, recipe.env.workers, recipe.executor.max_active, on_start=self.faults.environment_started
-        )
+        self.executor = executor or make_executor(recipe, on_start=self.faults.environment_started)
 
     # ------------------------------------------------------------------------------------ stage outputs
     def publish(self, value: object) -> None:
