@@ -72,7 +72,9 @@ class RayExecutor(LocalExecutor):
         self._engine_for: str | None = None  # the policy id the engines serve
         self._started_ray = False
         self.delivered = 0  # results stored by this executor (tests watch it to strike mid-build)
-        self.lost_shards = 0  # shards whose worker or node died under them
+        self.lost_shards = 0  # shards whose worker or node died under them (or hung)
+        self.replaced = 0  # workers started in place of dead ones
+        self.nodes: set[str] = set()  # nodes workers ran on
 
     # ------------------------------------------------------------------------------------ the cluster
     def connect(self):
@@ -130,6 +132,7 @@ class RayExecutor(LocalExecutor):
             self.workers_.remove(worker)
         ray.kill(worker.handle, no_restart=True)
         self.workers_.append(self._new_worker(ray))
+        self.replaced += 1
 
     # -------------------------------------------------------------------------------------- playing
     def play(self, job: PlayJob, starts, on_result: OnResult, follow_up: FollowUp | None) -> None:
@@ -234,6 +237,7 @@ class ShardRun:
         try:
             worker.pid, worker.node = self.ray.get(worker.ready_ref, timeout=self.ex.spec.placement_timeout_s)
             worker.ready = True
+            self.ex.nodes.add(worker.node)
         except Exception as exc:  # noqa: BLE001 - it died before it ran: start another
             if not is_transient(exc):
                 raise
