@@ -204,7 +204,7 @@ class ShardRun:
             shard.append(self.pending.popleft())
         return shard
 
-    def _engine(self, task_id: str) -> int | None:
+    def route(self, task_id: str) -> int | None:
         """Task affinity: a task's rollouts go to one replica (its prefix cache); least loaded on first
         assignment, and away from a replica loaded more than one shard per worker above the least loaded."""
         if not self.engine_load:
@@ -223,7 +223,7 @@ class ShardRun:
                 return
             worker = min(free, key=lambda w: w.shards)
             indices = self._next_shard()
-            engine = self._engine(self.starts[indices[0]].task.task_id)
+            engine = self.route(self.starts[indices[0]].task.task_id)
             job = self.job
             if engine is not None:
                 self.engine_load[engine] += 1
