@@ -259,12 +259,26 @@ def bench(
     ),
     model: str | None = typer.Option(None, "--model", help="Policy model (default: the recipe's base agent)."),
     json_out: Path | None = typer.Option(None, "--json", help="Write the figures as JSON here."),
+    scaling: bool = typer.Option(
+        False, "--scaling", help="Instead: environment-bound episodes/s, 1 process vs --workers Ray workers."
+    ),
+    workers: int = typer.Option(2, "--workers", min=1, help="Worker processes of the --scaling arm."),
     set_: list[str] = SetOption,
 ) -> None:
     """Rollouts/s: the engine (continuous), the same backend in lock-step, and the sequential reference."""
     from steca_data.build.bench import BenchError, bench_table, run_bench
 
     r = _recipe(recipe, set_)
+    if scaling:
+        from steca_data.build.scaling import run_scaling, scaling_lines
+
+        figures = run_scaling(r, tasks, n, workers)
+        for line in scaling_lines(figures):
+            typer.echo(line)
+        if json_out:
+            json_out.write_text(json.dumps(figures, indent=1))
+        typer.echo(f"scaling: {figures['ratio']:.2f}")
+        return
     try:
         figures, arms = run_bench(r, tasks, n, model, reference_every)
     except BenchError as exc:
