@@ -15,12 +15,12 @@ import pytest
 from steca_data.build.builder import Builder
 from steca_data.core.progress import Reporter
 from steca_data.recipe.model import load_recipe
-from tests.conftest import write_recipe
+from tests.conftest import run_cli, write_recipe
 
 pytest.importorskip("ray")
 
 SECTIONS = {
-    "train": 6,
+    "train": 4,
     "datasets": ["expert", "dc", "de", "ds"],
     "policy": {"backend": "random", "constrained": True},
     "rollouts": {"n": 3},
@@ -97,6 +97,17 @@ def test_a_sigkilled_worker_loses_nothing(ray_cluster, local, tmp_path):
     files, ex = build(tmp_path, RAY, kill_a_busy_worker)
     assert killed and ex.lost_shards >= 1 and ex.replaced >= 1
     assert files == local
+
+
+def test_a_sigkilled_driver_resumes_from_its_cache(ray_cluster, local, tmp_path):
+    """The driver (a CLI build on the cluster) dies mid-rollouts; the next build resumes from DuckDB."""
+    path = write_recipe(tmp_path, **SECTIONS)
+    sets = [arg for s in [*RAY, f"executor.address={ray_cluster.address}"] for arg in ("--set", s)]
+    killed = run_cli("build", str(path), "--quiet", *sets, env={"STECA_DATA_KILL_AFTER_UNITS": "80"})
+    assert killed.returncode == -9, killed.stderr
+    resumed = run_cli("build", str(path), "--quiet", *sets)
+    assert resumed.returncode == 0, resumed.stderr
+    assert parquet(tmp_path / "build") == local
 
 
 def test_a_removed_node_loses_nothing(ray_cluster, local, tmp_path):
