@@ -111,3 +111,4 @@ def test_every_stage_module_fills_in_the_template():
     for stage in compile_stages(recipe):
         assert isinstance(stage, Stage) and stage.table
         assert type(stage).plan is Stage.plan, f"{type(stage).__name__} rewrites plan()"
+        assert type(stage)._run is Stage._run, f"{type(stage).__name__} rewrites the run loop"

@@ -177,6 +177,10 @@ class Stage(ABC):
     label: ClassVar[str] = ""  # progress bar title (default: the stage name)
     unit_name: ClassVar[str] = "units"
     records_failures: ClassVar[bool] = True  # failed units go to the failures table (else: raise)
+    # units listed from this stage's own stored results (first-deviation rollouts): the run loop makes passes
+    # until one lists nothing new; a unit a pass already tried is not tried again in this build
+    settles: ClassVar[bool] = False
+    tried: frozenset[str] = frozenset()  # keys earlier passes of this build listed (settling stages)
 
     @abstractmethod
     def units(self, ctx: BuildContext) -> list[Unit]:
@@ -209,7 +213,7 @@ class Stage(ABC):
         done = ctx.cache.existing(self.table, keys)
         if self.records_failures and not ctx.retry_failed:
             done |= ctx.cache.existing("failures", keys)
-        return done
+        return done | (self.tried & set(keys))
 
     # -------------------------------------------------------------------------------------- the loop
     def plan(self, ctx: BuildContext) -> StagePlan:
@@ -226,11 +230,33 @@ class Stage(ABC):
 
     def run(self, ctx: BuildContext) -> StageResult:
         start, cpu = time.perf_counter(), cpu_times()
-        result = self._run(ctx)
+        result = self._settle(ctx) if self.settles else self._run(ctx)
         result.seconds, result.stolen = time.perf_counter() - start, stolen_share(cpu, cpu_times())
         return result
 
-    def _run(self, ctx: BuildContext) -> StageResult:
+    def _settle(self, ctx: BuildContext) -> StageResult:
+        """Passes until the listed units hold nothing new (a failed unit is retried by the next build, not
+        pass after pass)."""
+        total = StageResult(self.name)
+        self.tried = frozenset()
+        try:
+            for number in range(1, 1000):
+                listed = {u.key for u in self.units(ctx)}
+                result = self._run(ctx, self.label or self.name if number == 1 else f"{self.name}, round {number}")
+                self.tried = self.tried | listed
+                total.computed += result.computed
+                total.failed += result.failed
+                total.unit_failures += result.unit_failures
+                total.first_error = total.first_error or result.first_error
+                total.units = result.units
+                if result.units == result.cached:  # nothing was left to compute: settled
+                    break
+        finally:
+            self.tried = frozenset()
+        total.cached = total.units - total.computed - total.failed
+        return total
+
+    def _run(self, ctx: BuildContext, label: str | None = None) -> StageResult:
         self.prepare(ctx)
         units = self.units(ctx)
         done = self.done(ctx, [u.key for u in units])
@@ -238,7 +264,7 @@ class Stage(ABC):
         result = StageResult(self.name, cached=len(units) - len(todo), units=len(units))
         if not todo:
             return result
-        with ctx.reporter.track(self.label or self.name, len(todo), self.unit_name) as advance:
+        with ctx.reporter.track(label or self.label or self.name, len(todo), self.unit_name) as advance:
             attempts = ctx.recipe.failures.attempts
             for attempt in range(1, attempts + 1):
                 todo, error = self._attempt(ctx, todo, result, advance, final=attempt == attempts)
