@@ -111,6 +111,7 @@ class BuildContext:
         reporter: Reporter | None = None,
         retry_failed: bool = False,
         executor: Executor | None = None,
+        faults: Faults | None = None,
     ):
         self.recipe = recipe
         self.cache = cache
@@ -118,9 +119,9 @@ class BuildContext:
         # units recorded as failed by an earlier build are computed again, unless the recipe says not to
         self.retry_failed = retry_failed or recipe.failures.retry
         self._outputs: dict[type, object] = {}
-        self.faults = Faults()
+        self.faults = faults  # injected crashes (tests; a build reads them from its environment variables)
         # where units run (placement, concurrency, the environment): one process unless the build says otherwise
-        self.executor = executor or make_executor(recipe, on_start=self.faults.environment_started)
+        self.executor = executor or make_executor(recipe, on_start=faults.environment_started if faults else None)
 
     # ------------------------------------------------------------------------------------ stage outputs
     def publish(self, value: object) -> None:
@@ -145,7 +146,8 @@ class BuildContext:
     # -------------------------------------------------------------------------------------------- units
     def unit_done(self) -> None:
         """Called after each unit is stored; fires the injected faults of ``stages.faults`` (tests)."""
-        self.faults.unit_stored(self.cache.flush)
+        if self.faults is not None:
+            self.faults.unit_stored(self.cache.flush)
 
     # ------------------------------------------------------------------------------------- environment
     @property
