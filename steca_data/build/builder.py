@@ -129,6 +129,8 @@ class Builder:
                     summary.results.append(stage.run(ctx))
                     check_failure_rate(self.recipe, summary.results[-1])
                     ctx.publish(stage.output(ctx))
+                for line in ctx.executor.notes():
+                    self.reporter.info(line)
                 datasets = self.assemble(ctx)
                 summary.output = write_outputs(
                     self.recipe, datasets, ctx.env_version, cache.get_meta("output_fingerprint")

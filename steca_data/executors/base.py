@@ -90,5 +90,9 @@ class Executor(ABC):
     def restart(self) -> None:
         """Drop this process's environment (it may have crashed); the next use starts a fresh one."""
 
+    def notes(self) -> list[str]:
+        """What a build's summary should say about where it ran (nothing for one process)."""
+        return []
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Stop what the executor started (environments, workers, engines)."""

@@ -146,6 +146,16 @@ class RayExecutor(LocalExecutor):
         self._start_workers(ray)
         ShardRun(self, ray, replace(job, source=source), list(starts), on_result, follow_up).run()
 
+    def notes(self) -> list[str]:
+        if not self.nodes:
+            return []
+        workers = sum(w.ready for w in self.workers_)
+        lost = (
+            f"; {self.lost_shards} shard(s) played again after {self.replaced} worker(s) died" if self.replaced else ""
+        )
+        engines = f", {len(self.engines)} engine replica(s)" if self.engines else ""
+        return [f"ray: {workers} episode worker(s) on {len(self.nodes)} node(s){engines}{lost}"]
+
     def restart(self) -> None:
         super().restart()
         for worker in self.workers_:
