@@ -263,6 +263,9 @@ def bench(
         False, "--scaling", help="Instead: environment-bound episodes/s, 1 process vs --workers Ray workers."
     ),
     workers: int = typer.Option(2, "--workers", min=1, help="Worker processes of the --scaling arm."),
+    peers: bool = typer.Option(
+        False, "--peers", help="Add the peers' arm: the model served over HTTP, 32 concurrent episode clients."
+    ),
     set_: list[str] = SetOption,
 ) -> None:
     """Rollouts/s: the engine (continuous), the same backend in lock-step, and the sequential reference."""
@@ -280,7 +283,7 @@ def bench(
         typer.echo(f"scaling: {figures['ratio']:.2f}")
         return
     try:
-        figures, arms = run_bench(r, tasks, n, model, reference_every)
+        figures, arms = run_bench(r, tasks, n, model, reference_every, peers)
     except BenchError as exc:
         _fail(str(exc).replace("RECIPE", str(recipe)))
     shown = out if out.is_terminal else Console(width=132)  # in logs: a table wide enough for its headers
@@ -302,6 +305,8 @@ def bench(
         )
     if json_out:
         json_out.write_text(json.dumps(figures, indent=1))
+    if peers:
+        typer.echo(f"engine/peers: {figures['engine_vs_peers']:.2f}")
     typer.echo(f"ratio: {figures['ratio']:.2f}")
 
 
