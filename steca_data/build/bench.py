@@ -173,6 +173,10 @@ def _peers(model, engine_policy, backend, starts, params, max_steps, prompt, rec
     """The peers' arm (``build.peers``): the same weights served over HTTP, 32 concurrent episode clients."""
     from steca_data.build.peers import CLIENTS, Clients, served
 
+    if "vllm" in engine_policy.policy_id.split(":")[0]:  # the in-process engine is done: free its CPU for the server
+        from steca_data.policies.vllm_policy import shutdown_engines
+
+        shutdown_engines()
     with served(model) as base:
         clients = Clients(base, engine_policy.policy_id)
         try:

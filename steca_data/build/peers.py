@@ -36,8 +36,10 @@ def _free_port() -> int:
 def served(model: str, timeout_s: float = 600.0) -> Iterator[str]:
     """vLLM's OpenAI-compatible server for ``model`` on a free loopback port; yields its base URL."""
     port = _free_port()
+    # the engine arm's settings (policies.vllm_policy.engine_for), so the arms differ in how they are driven only
     cmd = [sys.executable, "-m", "steca_data.serve", "--model", str(model), "--served-model-name", "bench",
-           "--dtype", "float32", "--host", "127.0.0.1", "--port", str(port),
+           "--dtype", "float32", "--host", "127.0.0.1", "--port", str(port), "--enforce-eager",
+           "--no-enable-chunked-prefill", "--enable-prefix-caching", "--max-num-seqs", "256", "--block-size", "32",
            "--structured-outputs-config", '{"backend": "guidance"}']  # fmt: skip
     env = {**os.environ, "VLLM_NO_USAGE_STATS": "1", "VLLM_LOGGING_LEVEL": "WARNING"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
