@@ -25,6 +25,7 @@ from steca_data.recipe.model import Recipe
 from steca_data.stages.agent import BaseAgentStage
 from steca_data.stages.base import BuildContext, Stage, StagePlan, StageResult
 from steca_data.stages.experts import ExpertStage, ExpertTrajectories, GoldStage
+from steca_data.stages.faults import Faults
 from steca_data.stages.games import GamesStage
 from steca_data.stages.imports import ImportStage, check_import_source
 from steca_data.stages.proposals import ProposalStage
@@ -96,7 +97,7 @@ class Builder:
         self.stages = compile_stages(recipe)
 
     def context(self, cache: Cache) -> BuildContext:
-        return BuildContext(self.recipe, cache, self.reporter, retry_failed=self.retry_failed)
+        return BuildContext(self.recipe, cache, self.reporter, retry_failed=self.retry_failed, faults=Faults())
 
     def plan(self) -> list[StagePlan]:
         """Per stage: units in total and already cached. Computes nothing, starts no simulator.
@@ -135,6 +136,8 @@ class Builder:
                     summary.results.append(stage.run(ctx))
                     check_failure_rate(self.recipe, summary.results[-1])
                     ctx.publish(stage.output(ctx))
+                for line in ctx.executor.notes():
+                    self.reporter.info(line)
                 datasets = self.assemble(ctx)
                 summary.output = write_outputs(
                     self.recipe, datasets, ctx.env_version, cache.get_meta("output_fingerprint")

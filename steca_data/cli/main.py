@@ -310,6 +310,13 @@ def bench(
     ),
     model: str | None = typer.Option(None, "--model", help="Policy model (default: the recipe's base agent)."),
     json_out: Path | None = typer.Option(None, "--json", help="Write the figures as JSON here."),
+    scaling: bool = typer.Option(
+        False, "--scaling", help="Instead: environment-bound episodes/s, 1 process vs --workers Ray workers."
+    ),
+    workers: int = typer.Option(2, "--workers", min=1, help="Worker processes of the --scaling arm."),
+    peers: bool = typer.Option(
+        False, "--peers", help="Add the peers' arm: the model served over HTTP, 32 concurrent episode clients."
+    ),
     set_: list[str] = SetOption,
 ) -> None:
     """Rollouts/s: the engine (continuous), the same backend in lock-step, and the sequential reference."""
@@ -321,8 +328,18 @@ def bench(
         json_out = check_output_file(json_out, BENCH_SIGNATURE, what="--json")
     if model is not None and r.policy.backend != "openai" and not (Path(model) / "config.json").is_file():
         _fail(f"--model {model!r}: not a model directory (no config.json); omit it to use the build's base agent", 2)
+    if scaling:
+        from steca_data.build.scaling import run_scaling, scaling_lines
+
+        figures = run_scaling(r, tasks, n, workers)
+        for line in scaling_lines(figures):
+            typer.echo(line)
+        if json_out:
+            write_file_atomically(json_out, json.dumps(figures, indent=1))
+        typer.echo(f"scaling: {figures['ratio']:.2f}")
+        return
     try:
-        figures, arms = run_bench(r, tasks, n, model, reference_every)
+        figures, arms = run_bench(r, tasks, n, model, reference_every, peers)
     except BenchError as exc:  # no build or no base agent yet: nothing was done
         _fail(str(exc).replace("RECIPE", str(recipe)), 2)
     shown = out if out.is_terminal else Console(width=132)  # in logs: a table wide enough for its headers
@@ -344,6 +361,8 @@ def bench(
         )
     if json_out:
         write_file_atomically(json_out, json.dumps(figures, indent=1))
+    if peers:
+        typer.echo(f"engine/peers: {figures['engine_vs_peers']:.2f}")
     typer.echo(f"ratio: {figures['ratio']:.2f}")
 
 

@@ -25,9 +25,10 @@ WARMUP_VERSION = "1"
 class AgentHandle:
     """The policy id is known cheaply (cache keys need it); the policy is loaded on first use."""
 
-    def __init__(self, policy_id: str, model: str | None, load: Callable[[], object]):
+    def __init__(self, policy_id: str, model: str | None, load: Callable[[], object], spec=None):
         self.policy_id = policy_id
         self.model = model
+        self.spec = spec  # the recipe's policy section: how another process (a Ray worker) loads the same policy
         self._load = load
         self._policy = None
 
@@ -50,7 +51,7 @@ def agent_handle(spec, model: str | None) -> AgentHandle:
         quiet_transformers()
         return make_policy(spec, model)
 
-    return AgentHandle(policy_id(spec, model), model or spec.model, load)
+    return AgentHandle(policy_id(spec, model), model or spec.model, load, spec)
 
 
 def needs_warmup(recipe) -> bool:
