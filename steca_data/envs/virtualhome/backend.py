@@ -22,7 +22,7 @@ _RULES = ("goal", "steca")
 
 def steca_availability(spec, split_name: str) -> Availability:
     split = spec.splits[split_name]
-    return availability(split.fold, split.start, split.count, spec.steca_dir, spec.dataset_dir)
+    return availability(split.fold, split.start, split.count, spec.steca_dir, spec.dataset_dir, spec.success)
 
 
 def task_notes(spec, split_name: str) -> dict[str, Any] | None:

@@ -42,7 +42,8 @@ _MARKER = "executable_programs/"
 
 # why a row is not runnable
 NO_GRAPH = "without an initial graph in the dataset directory"
-BAD_ROW = "row names no program file"
+EMPTY_GOAL = "with an empty goal under rule 'goal' (use rule 'steca')"
+EMPTY_REVISED = "with an empty revised_graph (nothing for rule 'steca' to check)"
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,7 @@ class Availability:
         text = f"{len(self.runnable)} of {self.listed} STeCa {self.fold.removeprefix('steca_')} tasks runnable"
         if self.missing:
             why = "; ".join(f"{n} {reason}" for reason, n in sorted(self.missing.items()))
-            text += f"; {why} {self.root}"
+            text += f"; {why} ({self.root})"
         return text
 
     def as_dict(self) -> dict[str, Any]:
@@ -177,14 +178,35 @@ class Availability:
         }
 
 
-def availability(fold: str, start: int, count: int, steca_dir: str | None, dataset_dir: str | None) -> Availability:
+@cache
+def goal_is_empty(root: Path, row: StecaRow) -> bool:
+    """Whether rule 'goal' has nothing to check: virtualhome-eval's goal (scene 1) and the initial -> final
+    graph difference without the character's own changes are both empty (reads the graph file, ~25 ms)."""
+    from steca_data.envs.virtualhome.data import load_vh_goals
+    from steca_data.envs.virtualhome.goals import goal_from_diff, goal_from_vh
+
+    vh_goal = load_vh_goals().get(row.scene_file_id) if row.scene_file_id else None
+    if vh_goal is not None and not goal_from_vh(vh_goal).empty:
+        return False
+    return goal_from_diff(*load_row_graphs(root, row)).empty
+
+
+def availability(
+    fold: str, start: int, count: int, steca_dir: str | None, dataset_dir: str | None, rule: str = "steca"
+) -> Availability:
+    """The block's rows that can run: their initial graph is in the dataset directory and, under rule 'goal',
+    the rule has something to check (every row of the published files has a non-empty revised_graph)."""
     rows = load_rows(fold, steca_dir)[start : start + count]
     root = dataset_root(dataset_dir)
     runnable, missing, scenes = [], Counter(), Counter()
     for row in rows:
-        if graph_file(root, row).is_file():
-            runnable.append(row)
-        else:
+        if not graph_file(root, row).is_file():
             missing[NO_GRAPH] += 1
             scenes[row.relpath.rsplit("/", 1)[0]] += 1
+        elif rule == "goal" and goal_is_empty(root, row):
+            missing[EMPTY_GOAL] += 1
+        elif rule == "steca" and not any(row.revised[part] for part in ("nodes", "revised_nodes", "revised_add_edges")):
+            missing[EMPTY_REVISED] += 1
+        else:
+            runnable.append(row)
     return Availability(fold, len(rows), tuple(runnable), dict(missing), dict(scenes), root)
