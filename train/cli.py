@@ -234,6 +234,8 @@ def _print_results(results, doc) -> None:
             str(x.unparsable_replies),
         )
     Console(width=max(120, Console().width)).print(table)
+    for split, notes in doc.get("task_notes", {}).items():  # a block with fewer runnable tasks says why
+        Console(width=max(120, Console().width)).print(Text(f"{split}: {notes['summary']}"), soft_wrap=True)
 
 
 @app.command()

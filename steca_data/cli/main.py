@@ -146,6 +146,17 @@ def plan(recipe: Path = typer.Argument(...), set_: list[str] = SetOption) -> Non
     for p in Builder(r).plan():
         table.add_row(p.stage, str(p.total), str(p.cached), str(p.failed), str(p.to_compute), Text(p.note))
     out.print(table)
+    _print_task_notes(r)
+
+
+def _print_task_notes(r) -> None:
+    """Splits whose block lists fewer runnable tasks than it names say so (never silently fewer)."""
+    from steca_data.envs.registry import task_notes
+
+    for split_name in r.env.splits:
+        notes = task_notes(r.env, split_name)
+        if notes:
+            out.print(Text(f"{split_name}: {notes['summary']}"), soft_wrap=True)
 
 
 def _default_db() -> Path:

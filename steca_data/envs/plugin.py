@@ -63,6 +63,12 @@ class EnvPlugin(ABC):
     def tasks(self, spec: EnvSpec, split_name: str) -> list[Task]:
         """The tasks of one recipe split, without starting a simulator."""
 
+    def task_notes(self, spec: EnvSpec, split_name: str) -> dict[str, Any] | None:
+        """When a split lists fewer tasks than its block names (e.g. a published test file whose scenes are not
+        on this machine): ``{"summary": one line, ...}`` saying how many run and why the rest do not; ``plan``
+        prints the line and ``eval`` reports write the whole. None (the default): every task of the block runs."""
+        return None
+
     @abstractmethod
     def backend(self, spec: EnvSpec) -> EnvBackend:
         """The simulator backend (the heavy imports happen here)."""
