@@ -82,44 +82,27 @@ def sft(
 ) -> None:
     """Supervised fine-tuning (weighted NLL on assistant turns) on the recipe's built datasets."""
     r, paths = _recipe_and_paths(recipe, set_)
-    from transformers import AutoTokenizer
-
-    from steca_data.training.data import load_rows, rows_to_examples
-    from steca_data.training.trainer import plan_steps, train
+    from steca_data.training.data import load_rows
+    from steca_data.training.fit import fit
 
     init = model or paths.sft_init
     target = out or paths.sft_out
     if not (init / "config.json").is_file():
         _fail(f"no model at {init}: run `steca-train init-model --recipe {recipe}` or pass --model")
-    if r.sft.threads:
-        import torch
-
-        torch.set_num_threads(r.sft.threads)
     data = paths.sft_data
     try:
         rows = load_rows(data, r.sft.datasets)
     except (FileNotFoundError, KeyError) as exc:
         _fail(str(exc).strip("'\""))
-    tokenizer = AutoTokenizer.from_pretrained(str(init))
-    examples, truncated = rows_to_examples(rows, tokenizer, r.prompt.history, r.sft.max_seq_len)
-    if not examples:
-        _fail(f"no trainable windows in {data} ({', '.join(r.sft.datasets)}): no assistant turn bears loss")
-    n_tokens = sum(len(e.input_ids) for e in examples)
+    try:
+        run = fit(r.sft, init, rows, target, r.prompt.history, _reporter(quiet), "sft", resume=resume)
+    except ValueError as exc:
+        _fail(f"{data} ({', '.join(r.sft.datasets)}): {exc}")
+    result, n_steps = run.result, run.planned_steps
     err.print(
-        f"{len(rows)} rows → {len(examples)} windows, {n_tokens} tokens"
-        + (f" ({truncated} cut to {r.sft.max_seq_len} tokens)" if truncated else "")
+        f"{len(rows)} rows → {run.windows} windows, {run.tokens} tokens"
+        + (f" ({run.truncated} cut to {r.sft.max_seq_len} tokens)" if run.truncated else "")
     )
-    n_steps = plan_steps(r.sft, examples)
-    with _reporter(quiet).track("sft", n_steps, "steps") as advance:
-        done = [0]
-
-        def progress(step: int, total: int, loss: float) -> None:
-            advance(step - done[0])
-            done[0] = step
-
-        result = train(
-            r.sft, init, examples, target, tokenizer, resume=resume, progress=progress, pad_id=tokenizer.pad_token_id
-        )
     err.print(
         f"[green]trained[/green] {result.steps} steps in {result.seconds:.0f}s "
         f"({result.tokens / max(result.seconds, 1e-9):.0f} tok/s), final loss {result.final_loss:.3f} "
@@ -241,8 +224,9 @@ def merge(
     err.print(f"[green]merged[/green] → {escape(str(merge_lora(adapter, out)))}")
 
 
-from steca_train.cli_reinforce import experiment_cmd, reinforce_cmd  # noqa: E402 (issue 6 commands, kept in their own module)
+from steca_train.cli_reinforce import experiment_cmd, methods_cmd, reinforce_cmd  # noqa: E402 (kept in their own module)
 
+app.command("methods")(methods_cmd)
 app.command("reinforce")(reinforce_cmd)
 app.command("experiment")(experiment_cmd)
 

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from steca_data.build.assemble import deviation_rows, engine_rows
+from steca_data.build.manifest import manifest_of, write_manifest
 from steca_data.build.output import OutputResult, write_outputs
 from steca_data.cache.store import Cache
 from steca_data.core.cpu import machine_description
@@ -135,6 +136,7 @@ class Builder:
                     self.recipe, datasets, ctx.env_version, cache.get_meta("output_fingerprint")
                 )
                 cache.set_meta("output_fingerprint", summary.output.fingerprint)
+                write_manifest(self.recipe.build_dir, manifest_of(ctx, self.recipe.build_dir))
             except BuildFailed as exc:
                 exc.summary = summary
                 raise

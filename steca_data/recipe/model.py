@@ -238,11 +238,12 @@ def _locate(line: str, origin: Origin) -> str:
     return origin.problem(dotted, message)
 
 
-def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = (), check_files: bool = True) -> Recipe:
     """Read, override (``a.b=value``, value parsed as YAML) and validate a recipe file.
 
     Raises ``RecipeError`` (one line per problem) for anything knowable before work: unreadable or
-    malformed YAML, duplicate keys, alias bombs, unknown fields, bad values, missing files and models.
+    malformed YAML, duplicate keys, alias bombs, unknown fields, bad values, missing files and models
+    (``check_files=False``: not the files, for the recipe a finished build keeps, which is read, not built).
     """
     path = Path(path)
     origin = Origin(str(path))
@@ -255,5 +256,6 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     except RecursionError:
         raise RecipeError([f"{origin.where}: (top level): nested too deeply"]) from None
     recipe.source_path = path.resolve()
-    _check(recipe, origin)
+    if check_files:
+        _check(recipe, origin)
     return recipe
