@@ -69,6 +69,7 @@ def reinforce_cmd(
         _fail(f"--model {init}: not a model directory (the build names no local base agent; pass --model)", 2)
     _quiet_hf()
     from steca_data.core.progress import Reporter
+    from steca_data.training.distributed import is_main_process
     from steca_train.methods.base import MethodRun
 
     target = out or data / "models" / method_name
@@ -81,6 +82,8 @@ def reinforce_cmd(
         _fail(str(exc).strip("'\""))
     finally:
         build.close()
+    if not is_main_process():  # under torchrun rank 0 alone reports
+        return
     for name, w in (info.get("weights") or {}).items():
         err.print(f"{name}: {w['rows']} rows, weight mean {w['mean']:.3f} [{w['min']:.3f}, {w['max']:.3f}]")
     size = f"{info['rows']} rows" if "rows" in info else f"{info.get('pairs', 0)} pairs"

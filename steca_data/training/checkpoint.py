@@ -28,8 +28,15 @@ _FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
 
 
 def full_weights(model) -> dict[str, torch.Tensor]:
-    """The whole model's weights on rank 0's CPU (a collective: every rank calls it; others get ``{}``)."""
-    return get_model_state_dict(model, options=_FULL)
+    """The whole model's weights on rank 0's CPU (a collective: every rank calls it; others get ``{}``).
+
+    Tied parameters (a shared embedding and output head) come back as separate copies; the aliases are
+    dropped, as ``save_pretrained`` drops them from a live model, so the saved files do not depend on the wrapper.
+    """
+    weights = get_model_state_dict(model, options=_FULL)
+    unique = {name for name, _ in model.named_parameters()}
+    aliases = {name for name, _ in model.named_parameters(remove_duplicate=False)} - unique
+    return {k: v for k, v in weights.items() if k not in aliases}
 
 
 def save_model(model, weights: dict, tokenizer, path: Path) -> None:
@@ -40,8 +47,9 @@ def save_model(model, weights: dict, tokenizer, path: Path) -> None:
         tokenizer.save_pretrained(str(path))
 
 
-def save(model, optim, weights: dict, step: int, history: list[dict], path: Path, planned: int, world: World) -> None:
-    """Weights (or adapter), optimizer, every rank's RNG and the step; ``weights`` from ``full_weights``."""
+def save(model, optim, weights: dict, state: dict, path: Path, world: World) -> None:
+    """Weights (or adapter), optimizer, every rank's RNG and the loop's ``state`` (step, tokens, history);
+    ``weights`` from ``full_weights``."""
     optim_state = get_optimizer_state_dict(model, optim, options=_FULL)
     rngs = world.gather(torch.get_rng_state())
     if world.main:
@@ -50,8 +58,7 @@ def save(model, optim, weights: dict, step: int, history: list[dict], path: Path
         save_model(model, weights, None, tmp)
         torch.save(optim_state, tmp / "optimizer.pt")
         torch.save(rngs, tmp / "rng.pt")
-        doc = {"step": step, "planned_steps": planned, "world_size": world.size, "history": history}
-        (tmp / "state.json").write_text(json.dumps(doc))
+        (tmp / "state.json").write_text(json.dumps({**state, "world_size": world.size}))
         shutil.rmtree(path, ignore_errors=True)
         tmp.rename(path)
     world.barrier()  # no rank runs ahead (or reads the dir) before it is whole

@@ -193,8 +193,8 @@ def prepare(spec: SFTSpec, init: str | Path, resume_dir: Path | None) -> Engine:
     world, device = setup(spec.device)
     if spec.grad_accum % world.size:
         raise ValueError(
-            f"sft.grad_accum ({spec.grad_accum}) must be a multiple of the number of processes ({world.size}): "
-            "a step's micro-batches are dealt to the ranks evenly"
+            f"grad_accum ({spec.grad_accum}) must be a multiple of the number of processes ({world.size}): "
+            f"a step's micro-batches are dealt to the ranks evenly (e.g. --set sft.grad_accum={world.size})"
         )
     torch.manual_seed(spec.seed)  # the same on every rank: LoRA's initial adapter must be identical
     model = load_for_training(init, spec, device, resume_dir=resume_dir)
@@ -231,15 +231,20 @@ def train(
     state = checkpoint.read_state(ckpt, resume)
     eng = prepare(spec, init, ckpt if state else None)
     optim = make_optimizer(eng.model, spec, eng.device)
-    step, history = 0, []
+    step, tokens, history, window = 0, 0, [], []  # window: losses since the last logged mean
     if state:
         checkpoint.load_optimizer_and_rng(eng.model, optim, ckpt, eng.world)
-        step, history = state["step"], state["history"]
+        step, tokens, history = state["step"], state.get("tokens", 0), state["history"]
+        window = state.get("window", [])
     batches = MicroBatches(examples, spec)
     n_steps = total_steps(spec, batches.per_epoch)
-    start, tokens, stopped = time.monotonic(), 0, False
+    start, stopped, tokens_before = time.monotonic(), False, tokens
+
+    def loop_state() -> dict:
+        return {"step": step, "planned_steps": n_steps, "tokens": tokens, "history": history, "window": window}
+
     eng.net.train()
-    last_loss, window = float("nan"), []
+    last_loss = float("nan")
     while step < n_steps:
         lr = lr_at(step, n_steps, spec)
         for group in optim.param_groups:
@@ -250,13 +255,16 @@ def train(
         window.append(last_loss)
         if step % spec.log_every == 0 or step == n_steps:
             mean = sum(window) / len(window)  # mean over the logging window: one batch's loss is noisy
-            history.append({"step": step, "loss": round(mean, 5), "lr": lr, "tokens": tokens, "s": elapsed})
+            tok_s = round((tokens - tokens_before) / max(elapsed, 1e-9), 1)
+            history.append(
+                {"step": step, "loss": round(mean, 5), "lr": lr, "tokens": tokens, "s": elapsed, "tok_s": tok_s}
+            )
             window.clear()
         if progress:
             progress(step, n_steps, last_loss)
         if step % spec.save_every == 0 and step < n_steps:
             weights = checkpoint.full_weights(eng.model)
-            checkpoint.save(eng.model, optim, weights, step, history, ckpt, n_steps, eng.world)
+            checkpoint.save(eng.model, optim, weights, loop_state(), ckpt, eng.world)
         if spec.time_budget_s and step < n_steps and _over_budget(elapsed, spec, eng.world):
             if over_budget == "fail":
                 raise TimeBudgetExceeded(
@@ -270,10 +278,10 @@ def train(
     weights = checkpoint.full_weights(eng.model)  # one collective gather serves the model and its checkpoint
     if eng.world.main:
         checkpoint.save_model(eng.model, weights, tokenizer, out)
-    checkpoint.save(eng.model, optim, weights, step, history, ckpt, n_steps, eng.world)
+    checkpoint.save(eng.model, optim, weights, loop_state(), ckpt, eng.world)
     result = TrainResult(step, tokens, seconds, last_loss, out, stopped, n_steps, history)
     if eng.world.main:
-        write_train_log(result, spec, len(examples), eng, _n_params(eng.model))
+        write_train_log(result, spec, len(examples), eng, _n_params(eng.model), tokens - tokens_before)
     eng.world.barrier()  # the next stage (on any rank) reads what rank 0 wrote
     return result
 
@@ -298,8 +306,11 @@ def mfu(tokens_per_s: float, n_params: int, device: torch.device, world_size: in
     return round(6 * n_params * tokens_per_s / (peak * world_size), 4) if peak else None
 
 
-def write_train_log(result: TrainResult, spec: SFTSpec, n_examples: int, eng: Engine, n_params: int) -> None:
-    tokens_per_s = result.tokens / max(result.seconds, 1e-9)
+def write_train_log(
+    result: TrainResult, spec: SFTSpec, n_examples: int, eng: Engine, n_params: int, timed_tokens: int
+) -> None:
+    """``train_log.json`` and the loss plot; throughput over the tokens of this launch (``timed_tokens``)."""
+    tokens_per_s = timed_tokens / max(result.seconds, 1e-9)
     log = {
         "steps": result.steps,
         "planned_steps": result.planned_steps,
