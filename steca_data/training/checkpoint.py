@@ -15,16 +15,15 @@ import shutil
 from pathlib import Path
 
 import torch
-from torch.distributed.checkpoint.state_dict import (
-    StateDictOptions,
-    get_model_state_dict,
-    get_optimizer_state_dict,
-    set_optimizer_state_dict,
-)
 
 from steca_data.training.distributed import World
 
-_FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
+
+def _full():
+    """Full (unsharded), CPU-resident state dicts; imported late: the module costs seconds to import."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions
+
+    return StateDictOptions(full_state_dict=True, cpu_offload=True)
 
 
 def full_weights(model) -> dict[str, torch.Tensor]:
@@ -33,7 +32,9 @@ def full_weights(model) -> dict[str, torch.Tensor]:
     Tied parameters (a shared embedding and output head) come back as separate copies; the aliases are
     dropped, as ``save_pretrained`` drops them from a live model, so the saved files do not depend on the wrapper.
     """
-    weights = get_model_state_dict(model, options=_FULL)
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict
+
+    weights = get_model_state_dict(model, options=_full())
     unique = {name for name, _ in model.named_parameters()}
     aliases = {name for name, _ in model.named_parameters(remove_duplicate=False)} - unique
     return {k: v for k, v in weights.items() if k not in aliases}
@@ -50,7 +51,9 @@ def save_model(model, weights: dict, tokenizer, path: Path) -> None:
 def save(model, optim, weights: dict, state: dict, path: Path, world: World) -> None:
     """Weights (or adapter), optimizer, every rank's RNG and the loop's ``state`` (step, tokens, history);
     ``weights`` from ``full_weights``."""
-    optim_state = get_optimizer_state_dict(model, optim, options=_FULL)
+    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+
+    optim_state = get_optimizer_state_dict(model, optim, options=_full())
     rngs = world.gather(torch.get_rng_state())
     if world.main:
         tmp = path.with_name(path.name + ".tmp")
@@ -74,6 +77,8 @@ def read_state(path: Path, resume: bool) -> dict | None:
 
 def load_optimizer_and_rng(model, optim, path: Path, world: World) -> None:
     """Optimizer state (sharded onto this rank under FSDP) and this rank's RNG, as they were when saved."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
     state = torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True)
     if isinstance(state["param_groups"][0]["params"][0], int):  # a checkpoint from before name-keyed state
         optim.load_state_dict(state)
