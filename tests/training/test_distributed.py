@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -105,6 +106,8 @@ def runs(tiny_recipe, tiny_recipe_path, init_model_dir, examples, masked_weighte
     for k, s in specs.items():
         train(s, init_model_dir, data[k], root / "one" / k, pad_id=pad)
     state = json.loads((root / "crash" / "checkpoint" / "state.json").read_text())
+    shutil.copytree(root / "crash" / "checkpoint", root / "crash_one" / "checkpoint")
+    train(base, init_model_dir, examples, root / "crash_one", resume=True, pad_id=pad)  # resumed by one process
     sets = [arg for key, value in SFT_SETTINGS.items() for arg in ("--set", f"sft.{key}={value}")]
     script = Path(sys.executable).with_name("steca-train")
     resumed = torchrun(str(script), "sft", "--recipe", str(tiny_recipe_path), "--model", str(init_model_dir),
@@ -124,12 +127,14 @@ def test_two_processes_equal_one(runs, job):
 
 def test_kill_9_and_resume_with_torchrun_steca_train(runs):
     """rank 1 killed at step 5 (checkpoint at 3); ``torchrun ... steca-train sft --resume`` ends where the
-    uninterrupted run did; rank 0 alone reports; the model loads with its KV cache on (for inference)."""
+    uninterrupted run did (and so does one process resuming the same checkpoint); rank 0 alone reports; the
+    model loads with its KV cache on (for inference)."""
     root, killed, state, resumed = runs
     assert killed.returncode != 0 and state["step"] == 3 and state["world_size"] == 2
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert resumed.stderr.count("trained 7 steps") == 1, resumed.stderr[-3000:]
     assert_same_run(root / "two" / "sft", root / "crash", rtol=1e-6, atol=1e-7)
+    assert_same_run(root / "two" / "sft", root / "crash_one")  # a checkpoint of 2 ranks resumes in 1 process
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     assert AutoModelForCausalLM.from_pretrained(str(root / "crash")).config.use_cache
