@@ -89,6 +89,7 @@ def sft(
     """Supervised fine-tuning (weighted NLL on assistant turns) on the recipe's built datasets."""
     r, paths = _recipe_and_paths(recipe, set_)
     from steca_data.training.data import load_rows
+    from steca_data.training.distributed import is_main_process
     from steca_data.training.fit import fit
 
     init = model if model is not None else paths.sft_init
@@ -113,6 +114,8 @@ def sft(
     except KeyboardInterrupt as exc:
         raise Interrupted(_training_interrupted(target)) from exc
     result, n_steps = run.result, run.planned_steps
+    if not is_main_process():  # under torchrun rank 0 alone reports
+        return
     err.print(
         f"{len(rows)} rows → {run.windows} windows, {run.tokens} tokens"
         + (f" ({run.truncated} cut to {r.sft.max_seq_len} tokens)" if run.truncated else "")

@@ -73,6 +73,7 @@ def reinforce_cmd(
     check_model_dir(init)
     _quiet_hf()
     from steca_data.core.progress import Reporter
+    from steca_data.training.distributed import is_main_process
     from steca_train.methods.base import MethodRun
 
     run = MethodRun(recipe=r, build=build, init=init, base=base or init, out=target,
@@ -84,6 +85,8 @@ def reinforce_cmd(
         _fail(str(exc).strip("'\""))
     finally:
         build.close()
+    if not is_main_process():  # under torchrun rank 0 alone reports
+        return
     for name, w in (info.get("weights") or {}).items():
         err.print(f"{name}: {w['rows']} rows, weight mean {w['mean']:.3f} [{w['min']:.3f}, {w['max']:.3f}]")
     size = f"{info['rows']} rows" if "rows" in info else f"{info.get('pairs', 0)} pairs"

@@ -6,6 +6,7 @@ method of ``steca-train`` share, so a warm-up and a method differ only in their 
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,7 @@ def fit(
     from transformers import AutoTokenizer
 
     from steca_data.training.data import rows_to_examples
+    from steca_data.training.distributed import is_main_process
     from steca_data.training.trainer import plan_steps, train
 
     tokenizer = AutoTokenizer.from_pretrained(str(init))
@@ -46,7 +48,9 @@ def fit(
     if not examples:
         raise ValueError("no trainable windows: no row has an assistant turn that bears loss")
     n_steps = plan_steps(spec, examples)
-    with reporter.track(label, n_steps, "steps") as advance:
+    # under torchrun only rank 0 reports
+    track = reporter.track(label, n_steps, "steps") if is_main_process() else nullcontext(lambda n=1, more=0: None)
+    with track as advance:
         done = [0]
 
         def progress(step: int, total: int, loss: float) -> None:

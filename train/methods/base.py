@@ -83,7 +83,7 @@ class Method(ABC):
 
 # ------------------------------------------------------------------------------ the weighted-likelihood trainer
 _TRAIN_SKIP = {"out", "init", "data", "time_budget_s", "save_every", "log_every", "threads", "device", "seed", "dpo",
-               "methods", "datasets", "weighted"}  # fmt: skip
+               "methods", "datasets", "weighted", "activation_checkpointing", "parallel"}  # fmt: skip
 
 
 def weighted_settings(recipe) -> dict:
