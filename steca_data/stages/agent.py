@@ -73,7 +73,18 @@ class BaseAgentStage(Stage):
             "model": r.model.model_dump(mode="json", exclude={"out", "path"}),
             "sft": r.sft.model_dump(
                 mode="json",
-                exclude={"out", "init", "data", "time_budget_s", "save_every", "log_every", "threads", "device"},
+                exclude={
+                    "out",
+                    "init",
+                    "data",
+                    "time_budget_s",
+                    "save_every",
+                    "log_every",
+                    "threads",
+                    "device",
+                    "activation_checkpointing",
+                    "parallel",
+                },  # how it runs, not what it learns: caches stay valid
             ),
             "prompt": r.prompt.model_dump(mode="json"),
         }
