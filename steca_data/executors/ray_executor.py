@@ -212,6 +212,8 @@ class ShardRun:
             self._dispatch()
             waiting = {w.ready_ref: w for w in self.ex.workers_ if not w.ready}
             refs = list(self.inflight) + list(waiting)
+            if not refs:  # nothing placed, nothing in flight: wait for Ray to place a worker
+                time.sleep(0.5)
             ready, _ = self.ray.wait(refs, num_returns=1, timeout=1.0) if refs else ([], [])
             for ref in ready:
                 if ref in waiting:
