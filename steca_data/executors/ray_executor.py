@@ -18,6 +18,7 @@ as under the local executor.
 from __future__ import annotations
 
 import math
+import socket
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -41,6 +42,18 @@ def import_ray():
             "Ray is not installed: pip install 'steca-data[ray]' (or set executor.kind: local)"
         ) from exc
     return ray
+
+
+def unreachable(address: str | None, timeout_s: float = 5.0) -> str | None:
+    """Why a ``HOST:PORT`` address takes no connection (None: it does, or it is 'auto', ray:// or empty)."""
+    if not address or address == "auto" or address.startswith("ray://"):
+        return None
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except (OSError, ValueError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 @dataclass
@@ -80,6 +93,12 @@ class RayExecutor(LocalExecutor):
     def connect(self):
         ray = import_ray()
         if not ray.is_initialized():
+            problem = unreachable(self.spec.address)
+            if problem:  # Ray itself would retry an unreachable address for minutes
+                raise RayUnavailable(
+                    f"no Ray cluster at executor.address {self.spec.address!r} ({problem}); start one with `ray "
+                    "start --head` or leave executor.address empty to start one for this build"
+                )
             kwargs = {"address": self.spec.address, "log_to_driver": False, "logging_level": "ERROR"}
             if self.spec.address is None:
                 kwargs["include_dashboard"] = False
@@ -193,6 +212,8 @@ class ShardRun:
             self._dispatch()
             waiting = {w.ready_ref: w for w in self.ex.workers_ if not w.ready}
             refs = list(self.inflight) + list(waiting)
+            if not refs:  # nothing placed, nothing in flight: wait for Ray to place a worker
+                time.sleep(0.5)
             ready, _ = self.ray.wait(refs, num_returns=1, timeout=1.0) if refs else ([], [])
             for ref in ready:
                 if ref in waiting:

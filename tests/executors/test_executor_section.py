@@ -56,3 +56,12 @@ def test_engine_routing_is_sticky_per_task_least_loaded_first_and_capped():
     assert run.route("a") == first, "a task's rollouts stay on its replica (its prefix cache)"
     run.engine_load[first] += 3
     assert run.route("a") == second, "unless that replica is loaded past the cap"
+
+
+def test_an_unreachable_ray_address_is_one_line_and_exit_1(tmp_path):
+    pytest.importorskip("ray")
+    sets = ["executor.kind=ray", "executor.address=127.0.0.1:1", "datasets=[expert,de]", "policy.backend=random"]
+    proc = run_cli("build", str(write_recipe(tmp_path, train=2)), "--quiet", *[a for s in sets for a in ("--set", s)])
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error")]
+    assert proc.returncode == 1 and len(errors) == 1 and "executor.address" in errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr
