@@ -103,3 +103,55 @@ def test_template_thoughts_and_prompt_come_from_the_plugin():
     assert text.startswith("Do a science experiment") and "- pour OBJ in OBJ" in text
     assert prompting.system_prompt("textworld_express", "twc", False).startswith("Interact with a household")
     assert [c.name for c in sw.doctor_checks()][0] == "ScienceWorld"
+
+
+def test_constrained_decoding_on_a_real_admissible_set(backend):
+    """The factored pattern accepts exactly a real state's actions, and llguidance decoding under it (a
+    seeded random walk over the allowed tokens, as a model would sample) always ends on one of them."""
+    import random
+    import re
+
+    import llguidance.hf
+    from llguidance import LLMatcher
+    from llguidance.numpy import allocate_token_bitmask, fill_next_token_bitmask
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from steca_data.policies.grammar import ALTERNATION_LIMIT, action_regex, factored_alternation
+
+    spec = ScienceWorldSpec(game="test-conductivity", splits={"train": {"fold": "train", "count": 1}})
+    task = list_tasks(spec, "train")[0]
+    session = backend.new_session()
+    admissible = session.reset(task).admissible  # the workshop's wires, batteries, bulbs: 400+ actions
+    assert len(admissible) > ALTERNATION_LIMIT
+    choices = factored_alternation(admissible)
+    plain = "|".join(re.escape(a) for a in admissible)
+    assert len(choices) < len(plain) / 2
+    pattern = re.compile(choices)
+    assert all(pattern.fullmatch(a) for a in admissible)
+    near = {a + " x" for a in admissible} | {a.rsplit(" ", 1)[0] for a in admissible} | {"connect wire"}
+    assert not any(pattern.fullmatch(a) for a in near - set(admissible))
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer, bpe.decoder = pre_tokenizers.ByteLevel(add_prefix_space=False), decoders.ByteLevel()
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    bpe.train_from_iterator(
+        admissible, trainers.BpeTrainer(vocab_size=512, special_tokens=["<eos>"], initial_alphabet=alphabet)
+    )
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<eos>")
+    lltok = llguidance.hf.from_tokenizer(tokenizer)
+    grammar = LLMatcher.grammar_from_regex(action_regex(admissible, 20))
+    rng, mask = random.Random(0), allocate_token_bitmask(1, lltok.vocab_size)
+    for _ in range(5):
+        matcher, out = LLMatcher(lltok, grammar), []
+        while not matcher.is_stopped():
+            fill_next_token_bitmask(matcher, mask, 0)
+            bits = mask[0].view("uint32") if hasattr(mask[0], "view") else mask[0]
+            allowed = [t for t in range(lltok.vocab_size) if (int(bits[t // 32]) >> (t % 32)) & 1]
+            token = rng.choice(allowed)
+            assert matcher.consume_token(token)
+            if token == lltok.eos_token:
+                break
+            out.append(token)
+        text = tokenizer.decode(out)
+        assert text.split("\nAction: ")[1] in admissible, text

@@ -2,8 +2,12 @@
 
 ``ScienceWorldEnv`` starts a JVM (and a py4j callback server) per object and rebuilds its 100-2,000-entry
 valid-action list through one py4j call per entry at every step. We launch one gateway with a capped
-heap and create a ``PythonInterface`` per session on it (py4j gives each thread its own socket, so
-sessions step concurrently), and read the valid actions as one JSON string.
+heap and create a ``PythonInterface`` per session on it, and read the valid actions as one JSON string.
+
+The simulator shares state across the worlds of one JVM: driven from two threads at once, 47 of 320
+gold paths failed on replay (and a load died with a NullPointerException), all of which replay when run
+alone. So calls into the JVM take the backend's lock: sessions stay many and cheap, their simulator
+steps run one at a time (the policy, not the ~10-60 ms step, is what a rollout waits for).
 """
 
 from __future__ import annotations
@@ -73,28 +77,33 @@ class SciWorldSession:
     """One simulator instance; plays one episode at a time."""
 
     def __init__(self, backend: SciWorldBackend):
+        self._jvm = backend.jvm_lock
         self._server = backend.gateway.jvm.scienceworld.runtime.pythonapi.PythonInterface()
         self._simplifications = backend.spec.simplifications
         self._moves = 0  # steps since the last reset, so a stale admissible read is caught
 
     def _load(self, task: Task, gold: bool) -> None:
-        self._server.load(task.game, int(task.seed), self._simplifications, gold)
+        with self._jvm:
+            self._server.load(task.game, int(task.seed), self._simplifications, gold)
 
     def admissible_at(self, moves: int) -> list[str]:
         """The valid action-object combinations of the current state (one py4j call, one JSON string)."""
         if moves != self._moves:
             raise EnvError("admissible actions of an earlier state were read after the next step")
-        data = json.loads(self._server.getValidActionObjectCombinationsJSON())
+        with self._jvm:
+            data = json.loads(self._server.getValidActionObjectCombinationsJSON())
         return sorted({a["action"] for a in data["validActions"]})
 
-    def _result(self, observation: str) -> StepResult:
-        raw = float(self._server.getScore())
+    def _play(self, action: str) -> StepResult:
+        with self._jvm:
+            observation = str(self._server.step(action)).strip()
+            raw = float(self._server.getScore())
+            completed = bool(self._server.getCompleted())
         success = raw >= 1.0
-        observation = str(observation).strip()
         return LazyStepResult(
             observation=observation,
             score=normalised(raw),
-            done=success or raw < 0 or bool(self._server.getCompleted()),
+            done=success or raw < 0 or completed,
             success=success,
             valid=observation != UNKNOWN_ACTION,
             session=self,
@@ -105,24 +114,26 @@ class SciWorldSession:
         """Load the variation afresh (a reset of a loaded one is not always the same start) and look around."""
         self._load(task, gold=False)
         self._moves = 0
-        result = self._result(self._server.step(FIRST_ACTION))
+        result = self._play(FIRST_ACTION)
         result.valid = None
         return result
 
     def step(self, action: str) -> StepResult:
         """One action; ``valid`` is False when ScienceWorld matched no action template to it."""
         self._moves += 1
-        return self._result(self._server.step(action))
+        return self._play(action)
 
     def instruction(self) -> str:
-        return str(self._server.getTaskDescription()).strip()
+        with self._jvm:
+            return str(self._server.getTaskDescription()).strip()
 
     def gold_actions(self, task: Task, random) -> list[str]:
         """The gold agent's path; it draws from Scala's global Random, seeded here from the variation
         (which makes most, not all, regenerations equal: the cache keeps the first one)."""
-        random.setSeed(int(task.seed))
-        self._load(task, gold=True)
-        actions = [str(a) for a in self._server.getGoldActionSequence()]
+        with self._jvm:
+            random.setSeed(int(task.seed))
+            self._load(task, gold=True)
+            actions = [str(a) for a in self._server.getGoldActionSequence()]
         if not actions or actions[0].startswith("ERROR"):
             raise EnvError(f"no gold path for {task.task_id}: {actions[:1]}")
         return actions
@@ -138,20 +149,19 @@ class SciWorldBackend:
         self.spec = spec
         self.version = sciworld_version()
         self.gateway = launch(spec.jvm_max_heap)
-        self._lock = threading.Lock()
+        self.jvm_lock = threading.RLock()  # one call into the simulator at a time (see the module docstring)
         self._random = getattr(getattr(self.gateway.jvm.scala.util, "Random$"), "MODULE$")
 
     def tasks(self, split_name: str) -> list[Task]:
         return list_sciworld_tasks(self.spec, split_name)
 
     def new_session(self) -> SciWorldSession:
-        with self._lock:
+        with self.jvm_lock:
             return SciWorldSession(self)
 
     def gold_actions(self, session: SciWorldSession, task: Task) -> list[str]:
         """ScienceWorld's gold path (``get_gold_action_sequence``); leaves ``session`` at the task start."""
-        with self._lock:  # the seed is global to the JVM: no other gold path may draw meanwhile
-            actions = session.gold_actions(task, self._random)
+        actions = session.gold_actions(task, self._random)
         session.reset(task)
         return actions
 
