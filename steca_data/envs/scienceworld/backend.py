@@ -42,7 +42,12 @@ def launch(max_heap: str):
 
 
 def normalised(score: float) -> float:
-    """ScienceWorld scores 0..1 (the Python wrapper shows 0..100; a failed task scores below 0) -> [0, 1]."""
+    """ScienceWorld scores 0..1 (the Python wrapper shows 0..100; a failed task scores below 0) -> [0, 1].
+
+    A step's score is the best of the episode so far, as ETO scores an episode (its ``reward`` keeps the
+    maximum): focusing on a wrong object ends a task at -100, and the episode keeps the credit it earned.
+    The mean outcome reward over tasks is then ETO's "average reward" / 100; success is a score of 100.
+    """
     return max(0.0, min(1.0, float(score)))
 
 
@@ -81,6 +86,7 @@ class SciWorldSession:
         self._server = backend.gateway.jvm.scienceworld.runtime.pythonapi.PythonInterface()
         self._simplifications = backend.spec.simplifications
         self._moves = 0  # steps since the last reset, so a stale admissible read is caught
+        self._best = 0.0  # the episode's score as ETO counts it: the best reached so far
 
     def _load(self, task: Task, gold: bool) -> None:
         with self._jvm:
@@ -100,9 +106,10 @@ class SciWorldSession:
             raw = float(self._server.getScore())
             completed = bool(self._server.getCompleted())
         success = raw >= 1.0
+        self._best = max(self._best, normalised(raw))
         return LazyStepResult(
             observation=observation,
-            score=normalised(raw),
+            score=self._best,
             done=success or raw < 0 or completed,
             success=success,
             valid=observation != UNKNOWN_ACTION,
@@ -113,7 +120,7 @@ class SciWorldSession:
     def reset(self, task: Task) -> StepResult:
         """Load the variation afresh (a reset of a loaded one is not always the same start) and look around."""
         self._load(task, gold=False)
-        self._moves = 0
+        self._moves, self._best = 0, 0.0
         result = self._play(FIRST_ACTION)
         result.valid = None
         return result
