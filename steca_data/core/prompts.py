@@ -15,7 +15,8 @@ from importlib import resources
 from steca_data.core.react import format_observation, format_turn
 from steca_data.core.schemas import ChatMessage, Step, Trajectory
 
-_INSTRUCTION = """Interact with a household to solve a task. Each turn, you will be given an observation. \
+DEFAULT_INTRO = "Interact with a household to solve a task."
+_INSTRUCTION = """{intro} Each turn, you will be given an observation. \
 Think about what to do, then act. Answer with exactly two lines:
 Thought: <your reasoning>
 Action: <one action>
@@ -33,9 +34,10 @@ def example_trajectory(game: str) -> Trajectory | None:
     return Trajectory.model_validate(json.loads(path.read_text()))
 
 
-def system_text(actions: list[str], game: str, include_example: bool = True) -> str:
-    """The system prompt: the instruction listing ``actions`` and, if asked and shipped, ``game``'s example."""
-    text = _INSTRUCTION.format(actions="\n".join(f"- {a}" for a in actions))
+def system_text(actions: list[str], game: str, include_example: bool = True, intro: str | None = None) -> str:
+    """The system prompt: ``intro`` (the environment's; a household by default), the instruction listing
+    ``actions`` and, if asked and shipped, ``game``'s example."""
+    text = _INSTRUCTION.format(intro=intro or DEFAULT_INTRO, actions="\n".join(f"- {a}" for a in actions))
     example = example_trajectory(game) if include_example else None
     if example is not None:
         lines = [f"Task: {example.instruction}", format_observation(example.initial_observation)]

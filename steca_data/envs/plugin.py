@@ -77,6 +77,10 @@ class EnvPlugin(ABC):
     def action_templates(self, game: str) -> list[str]:
         """Action templates listed in the system prompt, e.g. ``take OBJ``."""
 
+    def task_intro(self, game: str) -> str | None:
+        """The system prompt's first sentence (what the agent is in); None keeps the household one."""
+        return None
+
     def template_thought(self, game: str, action: str, observation: str) -> str | None:
         """An env-specific template thought, tried before the generic verb rules; None falls through."""
         return None

@@ -25,8 +25,13 @@ def action_templates(env: str, game: str) -> list[str]:
     return found.action_templates(game) if found else []
 
 
+def task_intro(env: str, game: str) -> str | None:
+    found = find_plugin(env)
+    return found.task_intro(game) if found else None
+
+
 def system_prompt(env: str, game: str, include_example: bool = True) -> str:
-    return system_text(action_templates(env, game), game, include_example)
+    return system_text(action_templates(env, game), game, include_example, task_intro(env, game))
 
 
 def render_messages(trajectory: Trajectory, include_example: bool = True, loss_from_step: int = 0) -> list[ChatMessage]:

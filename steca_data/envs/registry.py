@@ -20,6 +20,7 @@ PLUGINS: dict[str, str] = {
     "textworld_express": "steca_data.envs.textworld_express.plugin:TextWorldExpressPlugin",
     "alfworld": "steca_data.envs.alfworld.plugin:AlfworldPlugin",
     "virtualhome": "steca_data.envs.virtualhome.plugin:VirtualHomePlugin",
+    "scienceworld": "steca_data.envs.scienceworld.plugin:ScienceWorldPlugin",
 }
 
 

@@ -58,7 +58,7 @@ def test_plugins_import_no_simulator():
         "from steca_data.envs.registry import env_specs\n"
         "from steca_data.recipe.model import load_recipe\n"
         "env_specs(); load_recipe('recipes/quickstart.yaml')\n"
-        "heavy = {'alfworld', 'textworld', 'fast_downward', 'py4j', 'textworld_express'}\n"
+        "heavy = {'alfworld', 'textworld', 'fast_downward', 'py4j', 'textworld_express', 'scienceworld'}\n"
         "print(sorted(heavy & set(sys.modules)))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
@@ -69,7 +69,7 @@ def test_plugins_import_no_simulator():
 def test_unknown_and_missing_env_names_are_one_line_errors(tmp_path):
     path = tmp_path / "bad.yaml"
     line = _error_line(path, TOY)
-    known = "(known: alfworld, textworld_express, virtualhome)"
+    known = "(known: alfworld, scienceworld, textworld_express, virtualhome)"
     assert line == f"{path}:3: env.name: unknown environment 'toy_corridor' {known}"
     line = _error_line(path, TOY.replace("  name: toy_corridor\n", ""))
     assert line == f"{path}:2: env.name: required field is missing {known}"
@@ -136,7 +136,8 @@ def test_a_new_plugin_reports_its_errors_in_recipe_format(toy, tmp_path):
     line = _error_line(path, TOY, ("env.marker=missing",))
     assert line == f"{path}: env.marker: no such marker (from --set env.marker=missing)"
     line = _error_line(path, TOY.replace("toy_corridor", "toy_coridor"))
-    assert "unknown environment 'toy_coridor' (known: alfworld, textworld_express, toy_corridor, virtualhome)" in line
+    known = "(known: alfworld, scienceworld, textworld_express, toy_corridor, virtualhome)"
+    assert f"unknown environment 'toy_coridor' {known}" in line
 
 
 def test_cli_takes_commands_from_plugins():
@@ -147,7 +148,7 @@ def test_cli_takes_commands_from_plugins():
 
 # ------------------------------------------------------------------------- names stay in their folders
 
-ENV_NAMES = {"textworld_express", "alfworld", "twc", "cookingworld", "coin", "twx", "virtualhome"}
+ENV_NAMES = {"textworld_express", "alfworld", "twc", "cookingworld", "coin", "twx", "virtualhome", "sciworld"}
 _PROSE_KEYWORDS = {"description", "help"}
 
 
