@@ -204,3 +204,13 @@ def test_a_build_into_its_own_folder_and_a_report_into_its_own_still_work(cli, w
         report = cli("report", "builds/src")
         assert report.code == 0, report.err
     assert outputs.marker_kind(work / "builds" / "src" / "report") == "report"
+
+
+def test_a_project_folder_holding_a_recipe_yaml_is_not_a_build(cli, work):
+    project = work / "project"
+    project.mkdir()
+    (project / "README.md").write_text("# my project\n")
+    (project / "recipe.yaml").write_text((work / "builds" / "src" / "recipe.yaml").read_text())
+    recipe = write_recipe(work / "recipes", name="paths", train=2, output={"dir": "project"})
+    before = tree(work.parent)
+    _rejected(cli("build", recipe.relative_to(work), "--quiet"), before, work, ["not written by steca-data"])
