@@ -50,7 +50,8 @@ def _legacy_report(path: Path) -> bool:
 
 
 def _legacy_games(path: Path) -> bool:
-    return False  # a generated game set is never written over (``manifest.json`` says it is complete)
+    """A game tree (``alfworld generate`` writes no marker: its tree equals the games stage's, byte for byte)."""
+    return all(p.name in ("train", "valid_seen", "valid_unseen") and p.is_dir() for p in path.iterdir())
 
 
 _LEGACY = {
