@@ -4,6 +4,6 @@ so a new environment or stage folder needs no packaging line; the trainer lives 
 from setuptools import find_packages, setup
 
 setup(
-    packages=[*find_packages(include=["steca_data", "steca_data.*"]), "steca_train"],
+    packages=[*find_packages(include=["steca_data", "steca_data.*"]), "steca_train", "steca_train.methods"],
     package_dir={"steca_train": "train"},
 )

@@ -6,6 +6,14 @@ and vLLM import them opportunistically, so one broken wheel breaks ``from transf
 Text agents never need them: each installed one is probed once in a subprocess (the verdict is cached per
 interpreter and versions) and, if it cannot load, hidden from this process, so importing it raises
 ImportError and libraries treat it as absent.
+
+Hiding them here is not enough: vLLM inspects a model's architecture in a fresh interpreter
+(``python -m vllm.model_executor.models.registry``), and a served model spawns engine processes; on a machine
+whose vLLM cache is empty that fresh interpreter imported the broken wheel and the engine refused the model.
+So the same hiding is handed to every interpreter this process starts: ``PYTHONPATH`` gains
+``steca_data/startup`` (its ``sitecustomize`` hides ``STECA_DATA_HIDDEN_MODULES`` and then runs any
+``sitecustomize`` it shadows). Only children of a steca-data process see it; the user's environment and
+site-packages are left as the install made them (``steca-data doctor`` says how to remove the wheels).
 """
 
 from __future__ import annotations
@@ -18,6 +26,8 @@ from importlib import metadata
 from pathlib import Path
 
 EXTENSIONS = ("torchvision", "torchaudio", "torchcodec")
+HIDDEN_VAR = "STECA_DATA_HIDDEN_MODULES"
+STARTUP_DIR = Path(__file__).resolve().parent / "startup"
 
 
 def _installed() -> dict[str, str]:
@@ -35,10 +45,11 @@ def _cache_file() -> Path:
     return root / "steca-data" / "torch-extensions.json"
 
 
-def _probe(names: list[str]) -> list[str]:
+def probe_imports(names: list[str]) -> list[str]:
     """The names whose import fails in a fresh interpreter (probed in parallel)."""
+    env = {k: v for k, v in os.environ.items() if k != HIDDEN_VAR}  # the wheel itself, not our hiding of it
     procs = {n: subprocess.Popen([sys.executable, "-c", f"import {n}"], stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL) for n in names}  # fmt: skip
+                                 stderr=subprocess.DEVNULL, env=env) for n in names}  # fmt: skip
     return [n for n, p in procs.items() if p.wait(timeout=300) != 0]
 
 
@@ -54,7 +65,7 @@ def broken_torch_extensions() -> list[str]:
     except (OSError, ValueError):
         known = {}
     if key not in known:
-        known[key] = _probe(names)
+        known[key] = probe_imports(names)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(known))
@@ -74,3 +85,14 @@ def hide_broken_torch_extensions() -> None:
     if config is not None:
         for name in names:
             setattr(config, f"{name.upper()}_AVAILABLE", False)
+    if names:
+        hide_in_children(names)
+
+
+def hide_in_children(names: list[str]) -> None:
+    """Every interpreter started from now on by this process (and by its children) hides ``names`` too."""
+    hidden = set(filter(None, os.environ.get(HIDDEN_VAR, "").split(",")))
+    os.environ[HIDDEN_VAR] = ",".join(sorted(hidden | set(names)))
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if str(STARTUP_DIR) not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(STARTUP_DIR), *paths])

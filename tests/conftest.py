@@ -7,10 +7,12 @@ run in seconds; torch uses one thread, as the NOTES advise on this 2-core machin
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,10 @@ import steca_data  # noqa: F401 - first: hides torch extension wheels that canno
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# every vLLM engine and server of the session starts as on a fresh machine: no model-inspection verdicts cached
+# (a warm ~/.cache/vllm once hid a failure of every fresh machine's first build; tests/policies/test_vllm.py)
+os.environ["VLLM_CACHE_ROOT"] = tempfile.mkdtemp(prefix="steca-tests-vllm-cache-")
+atexit.register(shutil.rmtree, os.environ["VLLM_CACHE_ROOT"], True)
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -1,8 +1,8 @@
 """The architecture, checked: layers import one way, no private names cross modules, functions stay short.
 
 Layers, lowest first (a module may import its own layer and those below it, never above):
-core → cache → backends (envs, policies, writers, importers) → recipe → training → episodes → stages →
-build → export → cli. ``steca_train`` (train/) sits on top and may import anything; ``steca_data`` never
+core → cache → backends (envs, policies, writers, importers) → recipe → training → episodes → executors →
+stages → build → export → cli. ``steca_train`` (train/) sits on top and may import anything; ``steca_data`` never
 imports ``steca_train``.
 """
 
@@ -20,6 +20,7 @@ LAYERS = [
     {"recipe"},
     {"training"},
     {"episodes"},
+    {"executors"},
     {"stages"},
     {"build"},
     {"export"},
@@ -110,3 +111,4 @@ def test_every_stage_module_fills_in_the_template():
     for stage in compile_stages(recipe):
         assert isinstance(stage, Stage) and stage.table
         assert type(stage).plan is Stage.plan, f"{type(stage).__name__} rewrites plan()"
+        assert type(stage)._run is Stage._run, f"{type(stage).__name__} rewrites the run loop"

@@ -88,10 +88,9 @@ def sft(
 ) -> None:
     """Supervised fine-tuning (weighted NLL on assistant turns) on the recipe's built datasets."""
     r, paths = _recipe_and_paths(recipe, set_)
-    from transformers import AutoTokenizer
-
-    from steca_data.training.data import load_rows, rows_to_examples
-    from steca_data.training.trainer import plan_steps, train
+    from steca_data.training.data import load_rows
+    from steca_data.training.distributed import is_main_process
+    from steca_data.training.fit import fit
 
     init = model if model is not None else paths.sft_init
     if not str(init).strip() or not (init / "config.json").is_file():
@@ -102,46 +101,25 @@ def sft(
     if resume and not (target / "checkpoint" / "state.json").is_file():
         _fail(f"--resume: no checkpoint at {target / 'checkpoint'} (nothing to continue; run without --resume)", 2)
     check_model_dir(init)
-    if r.sft.threads:
-        import torch
-
-        torch.set_num_threads(r.sft.threads)
     data = paths.sft_data
     try:
         with reading(data, "the built dataset", f"build it again (`steca-data build {recipe}`)"):
             rows = load_rows(data, r.sft.datasets)
     except (FileNotFoundError, KeyError) as exc:
         _fail(str(exc).strip("'\""), 2)
-    tokenizer = AutoTokenizer.from_pretrained(str(init))
-    examples, truncated = rows_to_examples(rows, tokenizer, r.prompt.history, r.sft.max_seq_len)
-    if not examples:
-        _fail(f"no trainable windows in {data} ({', '.join(r.sft.datasets)}): no assistant turn bears loss")
-    n_tokens = sum(len(e.input_ids) for e in examples)
+    try:
+        run = fit(r.sft, init, rows, target, r.prompt.history, _reporter(quiet), "sft", resume=resume)
+    except ValueError as exc:
+        _fail(f"{data} ({', '.join(r.sft.datasets)}): {exc}")
+    except KeyboardInterrupt as exc:
+        raise Interrupted(_training_interrupted(target)) from exc
+    result, n_steps = run.result, run.planned_steps
+    if not is_main_process():  # under torchrun rank 0 alone reports
+        return
     err.print(
-        f"{len(rows)} rows → {len(examples)} windows, {n_tokens} tokens"
-        + (f" ({truncated} cut to {r.sft.max_seq_len} tokens)" if truncated else "")
+        f"{len(rows)} rows → {run.windows} windows, {run.tokens} tokens"
+        + (f" ({run.truncated} cut to {r.sft.max_seq_len} tokens)" if run.truncated else "")
     )
-    n_steps = plan_steps(r.sft, examples)
-    with _reporter(quiet).track("sft", n_steps, "steps") as advance:
-        done = [0]
-
-        def progress(step: int, total: int, loss: float) -> None:
-            advance(step - done[0])
-            done[0] = step
-
-        try:
-            result = train(
-                r.sft,
-                init,
-                examples,
-                target,
-                tokenizer,
-                resume=resume,
-                progress=progress,
-                pad_id=tokenizer.pad_token_id,
-            )
-        except KeyboardInterrupt as exc:
-            raise Interrupted(_training_interrupted(target)) from exc
     err.print(
         f"[green]trained[/green] {result.steps} steps in {result.seconds:.0f}s "
         f"({result.tokens / max(result.seconds, 1e-9):.0f} tok/s), final loss {result.final_loss:.3f} "
@@ -259,6 +237,8 @@ def _print_results(results, doc) -> None:
             str(x.unparsable_replies),
         )
     Console(width=max(120, Console().width)).print(table)
+    for split, notes in doc.get("task_notes", {}).items():  # a block with fewer runnable tasks says why
+        Console(width=max(120, Console().width)).print(Text(f"{split}: {notes['summary']}"), soft_wrap=True)
 
 
 @app.command()
@@ -284,8 +264,9 @@ def merge(
     err.print(f"[green]merged[/green] → {escape(str(merged))}")
 
 
-from steca_train.cli_reinforce import experiment_cmd, reinforce_cmd  # noqa: E402 (issue 6 commands, kept in their own module)
+from steca_train.cli_reinforce import experiment_cmd, methods_cmd, reinforce_cmd  # noqa: E402 (kept in their own module)
 
+app.command("methods")(methods_cmd)
 app.command("reinforce")(reinforce_cmd)
 app.command("experiment")(experiment_cmd)
 

@@ -1,4 +1,4 @@
-"""``steca-train reinforce`` and ``steca-train experiment`` (registered on the ``steca-train`` app)."""
+"""``steca-train methods``, ``reinforce`` and ``experiment`` (registered on the ``steca-train`` app)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import typer
 from steca_data.cli.common import err
 from steca_data.cli.common import fail as _fail
 from steca_data.cli.common import recipe_or_exit as _recipe
-from steca_data.core.damage import reading
 from steca_data.core.outputs import check_build_output, check_output_dir
 from steca_data.policies.weights import check_model_dir
 from steca_data.training.quiet import quiet_transformers as _quiet_hf
@@ -18,82 +17,83 @@ QUIET_HELP = "Log lines instead of progress bars (for logs and CI)."
 SetOption = typer.Option([], "--set", help="Override a recipe field: --set reinforce.lr=1e-3 (repeatable).")
 
 
-METHOD_HELP = "steca (reward-weighted) | steca-sft (weights 1) | rft (expert ∪ De) | steca-dpo (steca-sft + DPO)."
+METHOD_HELP = "A method of `steca-train methods` (the DPO ones start from --model, default the base agent)."
 
 
-def warmup_model(recipe) -> Path | None:
-    """The base agent a build made for itself (its warm-up), or the recipe's own model; None if not built."""
-    from steca_data.build.builder import open_build
-    from steca_data.stages.agent import AgentHandle
+def methods_cmd() -> None:
+    """List the training methods: name, trainer, what each starts from, and one line about it."""
+    from rich.console import Console
+    from rich.table import Table
 
-    if recipe.policy.model:
-        return Path(recipe.policy.model)
-    if not recipe.cache_path.is_file():
-        return None
-    with open_build(recipe) as ctx:
-        agent = ctx.find(AgentHandle)
-    return Path(agent.model) if agent else None
+    from steca_train.methods import method, method_names
+
+    table = Table(title="steca-train methods")
+    for col in ("method", "trainer", "starts from", "description"):
+        table.add_column(col)
+    for name in method_names():
+        m = method(name)
+        table.add_row(name, m.trainer, m.starts_from or ("-" if not m.trains else "base agent"), m.description)
+    Console(width=max(140, Console().width)).print(table)
 
 
 def reinforce_cmd(
     data: Path = typer.Option(..., "--data", help="Build dir of `steca-data build` (holds dataset/ and recipe.yaml)."),
-    model: Path | None = typer.Option(None, "--model", help="Base agent to start from (default: the build's warm-up)."),
-    recipe: Path | None = typer.Option(None, "--recipe", "-r", help="Recipe YAML (default: <data>/recipe.yaml)."),
-    method: str = typer.Option("steca", "--method", help=METHOD_HELP),
+    method_name: str = typer.Option(..., "--method", help=METHOD_HELP),
+    model: Path | None = typer.Option(None, "--model", help="Model to start from (default: the build's base agent)."),
+    recipe: Path | None = typer.Option(
+        None, "--recipe", "-r", help="Recipe for the training settings (default: the build's own recipe.yaml)."
+    ),  # fmt: skip
     out: Path | None = typer.Option(None, "--out", help="Output dir (default: <data>/models/<method>)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
     set_: list[str] = SetOption,
 ) -> None:
-    """STeCa's reinforced training: reward-weighted NLL over Dc ∪ De ∪ Ds (or a baseline), one epoch."""
-    from steca_train.reinforce import OBJECTIVES, Objective
+    """Train one method on a build directory, from its base agent (the build is read alone: it may have moved)."""
+    from steca_data.export.build_dir import BuildDir, ExportError
+    from steca_train.methods import check_methods, method, method_names
 
-    if method not in (*OBJECTIVES, "steca-dpo"):
-        _fail(f"--method must be one of {', '.join((*OBJECTIVES, 'steca-dpo'))} (got {method!r})", 2)
-    recipe_path = recipe or data / "recipe.yaml"
-    if not recipe_path.is_file():
-        _fail(f"no recipe at {recipe_path}: pass --recipe or point --data at a build dir", 2)
-    r = _recipe(recipe_path, set_)
-    data_dir = data / "dataset" if (data / "dataset").is_dir() else data
-    if not (data_dir / "dataset_dict.json").is_file():
-        _fail(f"no built datasets at {data_dir}: run `steca-data build {recipe_path}` first", 2)
-    init = model if model is not None else warmup_model(r)
+    if method_name not in method_names():
+        _fail(f"--method: unknown method {method_name!r} (known: {', '.join(method_names())})", 2)
+    try:
+        build = BuildDir.open(data, set_)
+    except ExportError as exc:
+        _fail(f"--data {exc}", 2)
+    r = _recipe(recipe, set_) if recipe else build.recipe
+    problem = check_methods(r, [method_name], where="--method")
+    if problem:
+        _fail(problem, 2)
+    m = method(method_name)
+    if not m.trains:
+        _fail(f"--method {method_name}: the base agent is the build's own (its warm-up); nothing to train", 2)
+    agent = build.base_agent()
+    base = Path(agent[1]) if agent and agent[1] else None
+    init = model if model is not None else base
     if init is None or not str(init).strip() or not (init / "config.json").is_file():
-        _fail(f"--model {init}: not a model directory (the build has no warm-up model; pass --model)", 2)
-    target = check_output_dir(out if out is not None else data / "models" / method, "model", sources=[init, data_dir])
+        _fail(f"--model {init}: not a model directory (the build names no local base agent; pass --model)", 2)
+    target = check_output_dir(out if out is not None else data / "models" / method_name, "model", sources=[init, data])
     check_model_dir(init)
     _quiet_hf()
     from steca_data.core.progress import Reporter
-    from steca_data.training.data import load_rows
-    from steca_train.reinforce import train_objective, weight_summary
+    from steca_data.training.distributed import is_main_process
+    from steca_train.methods.base import MethodRun
 
-    spec = r.reinforce
+    run = MethodRun(recipe=r, build=build, init=init, base=base or init, out=target,
+                    scratch=target.with_name(target.name + ".rounds"), seed=r.reinforce.seed,
+                    reporter=Reporter(quiet=quiet, console=err), options=m.options(r))  # fmt: skip
     try:
-        if method == "steca-dpo":
-            from steca_train.dpo import preference_pairs, train_dpo
-
-            with reading(data_dir, "the built dataset", "build it again"):
-                rows = load_rows(data_dir, ["dc"])
-            pairs = preference_pairs(rows, data / "cache.duckdb", r.prompt.history, spec.dpo.max_turns)
-            err.print(f"{len(pairs)} preference pairs (calibrated vs deviated) from {data_dir}")
-            log = train_dpo(spec.dpo, init, pairs, target, seed=spec.seed, threads=spec.threads)
-            err.print(f"[green]trained[/green] DPO {log['steps']} steps in {log['seconds']:.0f}s → {target}")
-            return
-        objective = OBJECTIVES[method]
-        if method == "steca":  # the recipe may narrow the sets or switch weights off
-            objective = Objective(tuple(spec.datasets), spec.weighted)
-        with reading(data_dir, "the built dataset", "build it again"):
-            rows = load_rows(data_dir, list(objective.datasets))
-        rows = rows if objective.weighted else [{**x, "reward_weight": 1.0} for x in rows]
-        for name, w in weight_summary(rows).items():
-            err.print(f"{name}: {w['rows']} rows, weight mean {w['mean']:.3f} [{w['min']:.3f}, {w['max']:.3f}]")
-        with Reporter(quiet=quiet, console=err).track(method, 1, "runs") as advance:
-            result = train_objective(spec, init, rows, target, r.prompt.history)
-            advance()
-    except (KeyError, ValueError, FileNotFoundError) as exc:
+        info = m.train(run)
+    except (KeyError, ValueError, FileNotFoundError, ExportError) as exc:
         _fail(str(exc).strip("'\""))
+    finally:
+        build.close()
+    if not is_main_process():  # under torchrun rank 0 alone reports
+        return
+    for name, w in (info.get("weights") or {}).items():
+        err.print(f"{name}: {w['rows']} rows, weight mean {w['mean']:.3f} [{w['min']:.3f}, {w['max']:.3f}]")
+    size = f"{info['rows']} rows" if "rows" in info else f"{info.get('pairs', 0)} pairs"
     err.print(
-        f"[green]trained[/green] {method}: {result.steps} steps in {result.seconds:.0f}s, "
-        f"final loss {result.final_loss:.3f} → {target}"
+        f"[green]trained[/green] {method_name}: {size}, {info['steps']} steps in {info['train_seconds']:.0f}s"
+        + (f", final loss {info['final_loss']:.3f}" if info.get("final_loss") is not None else "")
+        + f" → {target}"
     )
 
 
@@ -107,6 +107,11 @@ def experiment_cmd(
     import sys
 
     r = _recipe(recipe, set_)
+    from steca_train.methods import check_methods
+
+    problem = check_methods(r)
+    if problem:
+        _fail(f"{recipe}: {problem}", 2)
     _quiet_hf()
     from steca_data.core.progress import Reporter
     from steca_train.experiment import experiment_dir, run_experiment

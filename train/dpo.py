@@ -1,12 +1,10 @@
-"""STeCa with SFT+DPO (the paper's ablation): calibrated vs deviated trajectories as preference pairs.
+"""The DPO trainer of ``steca-train``'s preference methods (steca-dpo, IPR, ETO), on TRL's DPOTrainer.
 
-For each Dc row (deviation at step t) the pair shares the prompt e_{1:t-1} (cut to the prompt's history
-window, as at inference) and compares
-    chosen   e_c(t:m) = (a'_t, e_{t+1:m})   the reflected step and the expert continuation (from the row)
-    rejected e_d(t:m) = (â_t, ê_{t+1:m})    what the agent went on to do (its rollout, from the cache)
-each cut to ``dpo.max_turns`` assistant turns. TRL's DPOTrainer does the optimisation; a small collator
-change keeps the loss on assistant turns only (the observations inside a multi-turn completion are the
-environment's words, not the policy's).
+The pairs are rows of ``steca-data export --format trl-dpo`` (``export.trl_dpo.pair_rows``): conversational
+``prompt`` / ``chosen`` / ``rejected``. Training shapes them as inference sees a prompt: the prompt cut to the
+recipe's history window (``prompt.history``), each side to ``dpo.max_turns`` assistant turns (the length bound).
+A small collator change keeps the loss on assistant turns only (the observations inside a multi-turn
+completion are the environment's words, not the policy's).
 """
 
 from __future__ import annotations
@@ -14,8 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from steca_data.core.prompts import window_messages
-from steca_data.core.react import format_observation, format_turn
-from steca_data.core.schemas import ChatMessage, Trajectory
+from steca_data.core.schemas import ChatMessage
 from steca_data.recipe.reinforce import DPOSpec
 
 
@@ -33,42 +30,18 @@ def _cut(messages: list[dict], max_turns: int) -> list[dict]:
     return out
 
 
-def pair_from_row(row: dict, deviated: Trajectory, history: int | None, max_turns: int) -> dict | None:
-    """One preference pair from a Dc row and the trajectory of its deviated continuation."""
-    t = row["provenance"]["step"]
-    messages = [{"role": m["role"], "content": m["content"]} for m in row["messages"]]
-    assistant = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
-    if t is None or len(assistant) <= t or len(deviated.steps) < t:
-        return None
-    prompt = window_messages([ChatMessage(**m) for m in messages[: assistant[t - 1]]], history)
-    chosen = _cut(messages[assistant[t] :], max_turns)
-    rejected = []
-    tail = deviated.steps[t - 1 :]
-    for i, step in enumerate(tail):
-        rejected.append({"role": "assistant", "content": format_turn(step.thought, step.action)})
-        if i < len(tail) - 1:
-            rejected.append({"role": "user", "content": format_observation(step.observation)})
-    rejected = _cut(rejected, max_turns)
+def trainer_pair(row: dict, history: int | None, max_turns: int) -> dict | None:
+    """One export row as the trainer takes it (None when its two sides are the same once cut)."""
+    prompt = window_messages([ChatMessage(role=m["role"], content=m["content"]) for m in row["prompt"]], history)
+    chosen, rejected = _cut(row["chosen"], max_turns), _cut(row["rejected"], max_turns)
     if not chosen or not rejected or chosen == rejected:
         return None
     return {"prompt": [{"role": m.role, "content": m.content} for m in prompt], "chosen": chosen, "rejected": rejected}
 
 
-def preference_pairs(dc_rows: list[dict], cache_path: Path, history: int | None, max_turns: int) -> list[dict]:
-    """Pairs for every Dc row whose deviated rollout is in the build's cache (``provenance.rollout_ids[0]``)."""
-    from steca_data.cache.store import Cache
-
-    ids = [row["provenance"]["rollout_ids"][0] for row in dc_rows if row["provenance"]["rollout_ids"]]
-    with Cache(cache_path, read_only=True) as cache:
-        found = dict(cache.sql("SELECT key, data FROM rollouts WHERE key IN (SELECT unnest(?))", [ids]).fetchall())
-    pairs = []
-    for row in dc_rows:
-        rid = (row["provenance"]["rollout_ids"] or [None])[0]
-        if rid in found:
-            pair = pair_from_row(row, Trajectory.model_validate_json(found[rid]), history, max_turns)
-            if pair is not None:
-                pairs.append(pair)
-    return pairs
+def trainer_pairs(rows: list[dict], history: int | None, max_turns: int) -> list[dict]:
+    """Every export row the trainer can use, in the export's order."""
+    return [p for p in (trainer_pair(r, history, max_turns) for r in rows) if p is not None]
 
 
 def assistant_only_collator(tokenizer):
@@ -102,8 +75,20 @@ def assistant_only_collator(tokenizer):
     return Collator(pad_token_id=tokenizer.pad_token_id)
 
 
-def train_dpo(spec: DPOSpec, init: Path, pairs: list[dict], out: Path, seed: int = 0, threads: int | None = 1) -> dict:
-    """Run DPO from ``init`` on ``pairs`` (CPU: fp32, no gradient checkpointing); saves model + a log."""
+def train_dpo(
+    spec: DPOSpec,
+    init: Path,
+    pairs: list[dict],
+    out: Path,
+    seed: int = 0,
+    threads: int | None = 1,
+    losses: list[str] | None = None,
+    ref: Path | None = None,
+) -> dict:
+    """Run DPO from ``init`` on ``pairs`` (CPU: fp32, no gradient checkpointing); saves model + a log.
+
+    ``losses`` replaces ``[dpo.loss_type]`` (IPR: ``["sigmoid", "sft"]``, DPO plus NLL of the chosen side);
+    ``ref`` is the reference model (default: ``init`` itself, TRL's copy)."""
     import json
     import time
 
@@ -113,7 +98,7 @@ def train_dpo(spec: DPOSpec, init: Path, pairs: list[dict], out: Path, seed: int
     from trl import DPOConfig, DPOTrainer
 
     if not pairs:
-        raise ValueError("no preference pairs: the build has no Dc rows with a stored deviated rollout")
+        raise ValueError("no preference pairs: the build has none of this method's kind (see `steca-data export`)")
     if threads:
         torch.set_num_threads(threads)
     tokenizer = AutoTokenizer.from_pretrained(str(init))
@@ -122,9 +107,10 @@ def train_dpo(spec: DPOSpec, init: Path, pairs: list[dict], out: Path, seed: int
     config = DPOConfig(
         output_dir=str(work),
         beta=spec.beta,
-        loss_type=[spec.loss_type],
+        loss_type=list(losses or [spec.loss_type]),
         learning_rate=spec.lr,
         num_train_epochs=spec.epochs,
+        max_steps=spec.max_steps or -1,
         per_device_train_batch_size=spec.batch_size,
         max_length=spec.max_length,
         bf16=False,
@@ -137,8 +123,10 @@ def train_dpo(spec: DPOSpec, init: Path, pairs: list[dict], out: Path, seed: int
         dataloader_num_workers=0,
         disable_tqdm=True,
     )
+    ref_model = None if ref is None else AutoModelForCausalLM.from_pretrained(str(ref), dtype=torch.float32)
     trainer = DPOTrainer(
         model=model,
+        ref_model=ref_model,
         args=config,
         train_dataset=Dataset.from_list(pairs),
         processing_class=tokenizer,

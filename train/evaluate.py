@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 
 from steca_data.build.builder import open_build
 from steca_data.core.schemas import Trajectory
+from steca_data.envs.registry import task_notes
 from steca_data.episodes.runner import PromptConfig
 from steca_data.policies.base import Policy, SamplingParams
 from steca_data.stages.evaluation import EvalStage, Mode
@@ -135,4 +136,5 @@ def report(recipe, model: str | None, policy: Policy, modes: list[Mode], max_ste
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "seconds": round(seconds, 1),
         "results": [asdict(r) for r in results],
+        "task_notes": {r.split: notes for r in results if (notes := task_notes(recipe.env, r.split))},
     }

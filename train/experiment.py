@@ -20,7 +20,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from steca_data.core.keys import unit_key
-from steca_train.reinforce import OBJECTIVES, load_objective, train_objective, weight_summary
+from steca_data.export.build_dir import BuildDir
+from steca_train.methods import method as find_method
+from steca_train.methods import recipe_methods
+from steca_train.methods.base import MethodRun, weight_summary
 
 EXPERIMENT_VERSION = "1"
 
@@ -39,7 +42,7 @@ class Context:
     out: Path
     base_model: Path
     base_policy_id: str
-    data_dir: Path
+    build: BuildDir
     data_fingerprint: str
     steps: list[StepRecord] = field(default_factory=list)
 
@@ -73,9 +76,8 @@ def run_build(recipe, reporter) -> tuple[Path, str, str, dict]:
 
     if recipe.policy.backend != "transformers":
         raise ValueError("experiment: policy.backend must be 'transformers' (methods are trained locally)")
-    missing = [d for d in ("expert", "dc", "de", "ds") if d not in recipe.datasets]
-    if missing:
-        raise ValueError(f"experiment: datasets must include expert, dc, de and ds (missing {', '.join(missing)})")
+    if "expert" not in recipe.datasets or not recipe.uses_engine:  # each method checks the datasets it reads
+        raise ValueError("experiment: datasets must include expert and the engine's (dc, de or ds)")
     summary = Builder(recipe, reporter).build()
     with open_build(recipe) as ctx:
         fingerprint = ctx.cache.get_meta("output_fingerprint")
@@ -126,68 +128,43 @@ def build_stats(ctx) -> dict:
 
 
 # ------------------------------------------------------------------------------------------- methods
-def _train_settings(recipe) -> dict:
-    skip = {"out", "init", "data", "time_budget_s", "save_every", "log_every", "threads", "device", "seed", "dpo"}
-    return recipe.reinforce.model_dump(mode="json", exclude=skip)
+def method_key(ctx: Context, name: str, seed: int) -> str:
+    """What a method's trained model depends on: its data, its settings, the model it starts from, the seed."""
+    m, r = find_method(name), ctx.recipe
+    parts = {"base": ctx.base_policy_id, "seed": seed, "history": r.prompt.history, "data": ctx.data_fingerprint,
+             **m.settings(r)}  # fmt: skip
+    if m.starts_from:
+        parts["init"] = method_key(ctx, m.starts_from, seed)
+    return unit_key("method", EXPERIMENT_VERSION, method=name, **parts)
 
 
-def method_key(ctx: Context, method: str, seed: int) -> str:
-    r = ctx.recipe
-    common = {"base": ctx.base_policy_id, "seed": seed, "history": r.prompt.history}
-    if method == "steca-dpo":
-        return unit_key(
-            "method", EXPERIMENT_VERSION, method=method, sft=method_key(ctx, "steca-sft", seed),
-            dpo=r.reinforce.dpo.model_dump(mode="json"), **common,
-        )  # fmt: skip
-    objective = asdict(OBJECTIVES[method])
-    return unit_key(
-        "method", EXPERIMENT_VERSION, method=method, objective=objective, data=ctx.data_fingerprint,
-        train=_train_settings(r), **common,
-    )  # fmt: skip
+def method_dir(ctx: Context, name: str, seed: int) -> Path:
+    return ctx.out / "models" / f"{name}-s{seed}-{method_key(ctx, name, seed)[:10]}"
 
 
-def method_dir(ctx: Context, method: str, seed: int) -> Path:
-    return ctx.out / "models" / f"{method}-s{seed}-{method_key(ctx, method, seed)[:10]}"
-
-
-def train_method(ctx: Context, method: str, seed: int) -> Path:
-    """The model of ``method`` for ``seed``: the base agent itself for "sft", else trained (or found)."""
-    if method == "sft":
+def train_method(ctx: Context, name: str, seed: int) -> Path:
+    """The model of method ``name`` for ``seed``: the base agent itself for a method that trains nothing, else
+    trained from the base agent (or from the model of the method it starts from), or found."""
+    m = find_method(name)
+    if not m.trains:
         return ctx.base_model
-    final, key = method_dir(ctx, method, seed), method_key(ctx, method, seed)
+    final, key = method_dir(ctx, name, seed), method_key(ctx, name, seed)
     if _found(ctx, key) is not None:
-        ctx.steps.append(StepRecord(f"train {method} s{seed}", "cached", 0.0))
+        ctx.steps.append(StepRecord(f"train {name} s{seed}", "cached", 0.0))
         return final
-    init = train_method(ctx, "steca-sft", seed) if method == "steca-dpo" else ctx.base_model
+    init = train_method(ctx, m.starts_from, seed) if m.starts_from else ctx.base_model
     start = time.monotonic()
     work = final.with_name(final.name + ".tmp")
     shutil.rmtree(work, ignore_errors=True)
-    r = ctx.recipe
-    spec = r.reinforce.model_copy(update={"seed": seed})
-    if method == "steca-dpo":
-        from steca_data.training.data import load_rows
-        from steca_train.dpo import preference_pairs, train_dpo
-
-        pairs = preference_pairs(load_rows(ctx.data_dir, ["dc"]), r.cache_path, r.prompt.history, spec.dpo.max_turns)
-        log = train_dpo(spec.dpo, init, pairs, work, seed=seed, threads=spec.threads)
-        info = {"pairs": log["pairs"], "steps": log["steps"], "train_seconds": log["seconds"]}
-    else:
-        rows = load_objective(ctx.data_dir, OBJECTIVES[method])
-        with ctx.reporter.track(f"train {method} s{seed}", 1, "runs") as advance:
-            result = train_objective(spec, init, rows, work, r.prompt.history)
-            advance()
-        info = {
-            "rows": len(rows),
-            "weights": weight_summary(rows),
-            "steps": result.steps,
-            "final_loss": result.final_loss,
-            "train_seconds": round(result.seconds, 1),
-        }
-        shutil.rmtree(work / "checkpoint", ignore_errors=True)  # the experiment never resumes mid-run
+    run = MethodRun(recipe=ctx.recipe, build=ctx.build, init=init, base=ctx.base_model, out=work,
+                    scratch=ctx.out / "rounds" / final.name, seed=seed, reporter=ctx.reporter,
+                    options=m.options(ctx.recipe))  # fmt: skip
+    info = m.train(run)
+    shutil.rmtree(work / "checkpoint", ignore_errors=True)  # the experiment never resumes mid-run
     shutil.rmtree(final, ignore_errors=True)
     work.rename(final)
-    _keep(ctx, key, "method", final, {"method": method, "seed": seed, "key": key, **info})
-    ctx.record(f"train {method} s{seed}", "computed", start)
+    _keep(ctx, key, "method", final, {"method": name, "seed": seed, "key": key, **info})
+    ctx.record(f"train {name} s{seed}", "computed", start)
     return final
 
 
@@ -302,6 +279,11 @@ def experiment_dir(recipe) -> Path:
 
 def run_experiment(recipe, reporter) -> dict:
     """Everything, in order, skipping what is cached; returns the results document (also written)."""
+    from steca_train.methods import check_methods
+
+    problem = check_methods(recipe)
+    if problem:
+        raise ValueError(problem)
     t0 = time.monotonic()
     out = experiment_dir(recipe)
     start = time.monotonic()
@@ -310,23 +292,24 @@ def run_experiment(recipe, reporter) -> dict:
     from steca_data.core.outputs import mark
 
     mark(out, "experiment")
-    ctx = Context(recipe, reporter, out, base, base_id, recipe.build_dir / "dataset", fingerprint)
+    ctx = Context(recipe, reporter, out, base, base_id, BuildDir.open(recipe.build_dir), fingerprint)
     ctx.record("build", "computed" if stats.pop("computed") else "cached", start)
     from steca_train.report import write_report
 
     runs: list[dict] = []
-    datasets = weight_summary(_all_rows(ctx.data_dir))
+    names = recipe_methods(recipe)
+    datasets = weight_summary([row for rows in ctx.build.rows.values() for row in rows])
     base_nll = base_dataset_nll(ctx)
     for i, seed in enumerate(recipe.experiment.seeds):
-        for method in recipe.experiment.methods:
-            model = train_method(ctx, method, seed)
+        for name in names:
+            model = train_method(ctx, name, seed)
             box: dict = {}  # the policy is loaded only if something is not cached
-            evaluation = evaluate_method(ctx, method, model, seed, box)
+            evaluation = evaluate_method(ctx, name, model, seed, box)
             calibration = (
-                calibration_method(ctx, method, model, seed, box) if recipe.experiment.calibration.enabled else {}
+                calibration_method(ctx, name, model, seed, box) if recipe.experiment.calibration.enabled else {}
             )
-            marker = _found(ctx, method_key(ctx, method, seed)) if method != "sft" else None
-            runs.append({"method": method, "seed": seed, "model": str(model), "train": marker,
+            marker = _found(ctx, method_key(ctx, name, seed)) if find_method(name).trains else None
+            runs.append({"method": name, "seed": seed, "model": str(model), "train": marker,
                          "results": evaluation["results"], "calibration": calibration})  # fmt: skip
         # the report is rewritten after every seed, so a long run that is stopped still shows what it has
         done = recipe.experiment.seeds[: i + 1]
@@ -341,7 +324,8 @@ def run_experiment(recipe, reporter) -> dict:
             "base_nll": base_nll,
             "seeds": done,
             "complete": len(done) == len(recipe.experiment.seeds),
-            "methods": recipe.experiment.methods,
+            "methods": names,
+            "labels": {name: find_method(name).label for name in names},
             "eval": _eval_settings(recipe)["eval"],
             "runs": runs,
             "steps": [asdict(s) for s in ctx.steps],
@@ -355,21 +339,13 @@ def run_experiment(recipe, reporter) -> dict:
 
 def base_dataset_nll(ctx: Context) -> dict:
     """The base agent's per-token NLL on each built dataset (cached by its weights and the rows)."""
-    from steca_data.training.data import load_rows
     from steca_train.reinforce import dataset_nll
 
     key = unit_key("nll", EXPERIMENT_VERSION, base=ctx.base_policy_id, data=ctx.data_fingerprint)
     found = _found(ctx, key)
     if found is None:
-        sets = {name: load_rows(ctx.data_dir, [name]) for name in ("expert", "dc", "de", "ds")}
-        found = _keep(ctx, key, "nll", ctx.out, dataset_nll(ctx.base_model, sets, ctx.recipe.prompt.history))
+        found = _keep(ctx, key, "nll", ctx.out, dataset_nll(ctx.base_model, ctx.build.rows, ctx.recipe.prompt.history))
     return found
-
-
-def _all_rows(data_dir: Path) -> list[dict]:
-    from steca_data.training.data import load_rows
-
-    return load_rows(data_dir, ["expert", "dc", "de", "ds"])
 
 
 def summary_table(doc: dict) -> list[dict]:

@@ -1,37 +1,17 @@
-"""STeCa's reinforced training and the baselines that share its trainer.
+"""The weighted-likelihood trainer as the methods use it (``steca_train.methods.base.WeightedMethod``).
 
-    L(θ) = E_Dc[r_c · log π(e_c | e_{1:t-1})] + E_Ds[r_s · log π(e_{t:m} | e_{1:t-1})] + E_De[r_e · log π(ẽ | u)]
-
-Every method here is the SFT trainer (``trainer.train``) run from the base agent on a choice of rows:
-the rows' ``loss`` flags say which assistant turns are learnt (Dc: the reflected step and the expert
-continuation, never the deviated action; Ds: the expert continuation; De: the whole success) and their
-``reward_weight`` is the per-example weight. Baselines change only the rows and whether weights count,
-so a difference in results is a difference in data, not in training code.
+Every weighted method is the SFT trainer (``trainer.train``) run on a choice of rows: the rows' ``loss`` flags
+say which assistant turns are learnt (Dc: the reflected step and the expert continuation, never the deviated
+action; Ds: the expert continuation; De: the whole success) and their ``reward_weight`` is the per-example
+weight. Methods change only the rows and whether weights count, so a difference in results is a difference in
+data, not in training code.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from steca_data.recipe.reinforce import ReinforceSpec
-
-
-@dataclass(frozen=True)
-class Objective:
-    """Which built datasets a method trains on, and whether rows keep their reward weights."""
-
-    datasets: tuple[str, ...]
-    weighted: bool
-
-
-# what each trained method learns from (the base agent "sft" is not trained again; "steca-dpo" adds DPO on top
-# of "steca-sft")
-OBJECTIVES: dict[str, Objective] = {
-    "steca": Objective(("dc", "de", "ds"), True),
-    "steca-sft": Objective(("dc", "de", "ds"), False),
-    "rft": Objective(("expert", "de"), False),
-}
 
 
 def objective_rows(rows: list[dict], weighted: bool) -> list[dict]:
@@ -41,41 +21,11 @@ def objective_rows(rows: list[dict], weighted: bool) -> list[dict]:
     return [{**row, "reward_weight": 1.0} for row in rows]
 
 
-def load_objective(data_dir: Path, objective: Objective) -> list[dict]:
-    from steca_data.training.data import load_rows
+def train_objective(spec: ReinforceSpec, init: Path, rows: list[dict], out: Path, history: int | None, reporter, label):
+    """Train ``init`` on ``rows`` with the SFT trainer (``training.fit``); returns the ``TrainResult``."""
+    from steca_data.training.fit import fit
 
-    return objective_rows(load_rows(data_dir, list(objective.datasets)), objective.weighted)
-
-
-def train_objective(
-    spec: ReinforceSpec,
-    init: Path,
-    rows: list[dict],
-    out: Path,
-    history: int | None,
-    progress=None,
-):
-    """Train ``init`` on ``rows`` with the SFT trainer; returns the ``TrainResult``."""
-    from transformers import AutoTokenizer
-
-    from steca_data.training.data import rows_to_examples
-    from steca_data.training.trainer import train
-
-    tokenizer = AutoTokenizer.from_pretrained(str(init))
-    examples, _ = rows_to_examples(rows, tokenizer, history, spec.max_seq_len)
-    if not examples:
-        raise ValueError("no trainable windows: no row has an assistant turn that bears loss")
-    return train(spec, init, examples, out, tokenizer, progress=progress, pad_id=tokenizer.pad_token_id)
-
-
-def weight_summary(rows: list[dict]) -> dict[str, dict[str, float]]:
-    """Per dataset: rows, mean / min / max reward weight (the analysis the README table needs)."""
-    by: dict[str, list[float]] = {}
-    for row in rows:
-        by.setdefault(row.get("dataset", "?"), []).append(float(row["reward_weight"]))
-    return {
-        name: {"rows": len(w), "mean": sum(w) / len(w), "min": min(w), "max": max(w)} for name, w in sorted(by.items())
-    }
+    return fit(spec, init, rows, out, history, reporter, label).result
 
 
 def dataset_nll(model_dir: Path, rows_by_set: dict[str, list[dict]], history: int | None, max_rows: int = 100) -> dict:

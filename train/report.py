@@ -11,13 +11,10 @@ import json
 import statistics
 from pathlib import Path
 
-LABELS = {
-    "sft": "SFT (base agent)",
-    "rft": "RFT",
-    "steca-sft": "STeCa w/o reinforced training",
-    "steca-dpo": "STeCa with SFT+DPO",
-    "steca": "STeCa",
-}
+
+def _label(doc: dict, method: str) -> str:
+    """The method's name in tables and plots, as the results document records it (from the method registry)."""
+    return doc.get("labels", {}).get(method, method)
 
 
 def _pm(mean: float, std: float, pct: bool = False) -> str:
@@ -36,7 +33,7 @@ def markdown(doc: dict) -> str:
             lines.append(f"**{mode}**\n")
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for method in doc["methods"]:
-            row = [LABELS.get(method, method)]
+            row = [_label(doc, method)]
             for s in splits:
                 c = cell.get((method, s, mode))
                 row.append(_pm(c["reward_mean"], c["reward_std"]) if c else "–")
@@ -57,7 +54,7 @@ def markdown(doc: dict) -> str:
         ]
         for r in calib:
             lines.append(
-                f"| {LABELS.get(r['method'], r['method'])} | {r['split']} | {r['cases']} | "
+                f"| {_label(doc, r['method'])} | {r['split']} | {r['cases']} | "
                 f"{_pm(r['with_mean'], r['with_std'], True)} | {_pm(r['removed_mean'], r['removed_std'], True)} |"
             )
         lines.append("")
@@ -98,7 +95,7 @@ def training_lines(doc: dict) -> list[str]:
         loss = [x["final_loss"] for x in logs if x.get("final_loss") is not None]
         shown = f"{statistics.fmean(loss):.3f}" if loss else "(DPO, see losses.png)"
         secs = statistics.fmean(x["train_seconds"] for x in logs)
-        lines.append(f"| {LABELS.get(method, method)} | {rows} | {logs[0]['steps']} | {shown} | {secs:.0f} |")
+        lines.append(f"| {_label(doc, method)} | {rows} | {logs[0]['steps']} | {shown} | {secs:.0f} |")
     return [*lines, ""]
 
 
@@ -154,7 +151,7 @@ def plot_methods(doc: dict, path: Path) -> None:
             xs = [j + (i - (len(doc["methods"]) - 1) / 2) * width for j in range(len(splits))]
             means = [cell[(method, s)][f"{metric}_mean"] if (method, s) in cell else 0 for s in splits]
             stds = [cell[(method, s)][f"{metric}_std"] if (method, s) in cell else 0 for s in splits]
-            ax.bar(xs, means, width, yerr=stds, capsize=3, label=LABELS.get(method, method))
+            ax.bar(xs, means, width, yerr=stds, capsize=3, label=_label(doc, method))
         ax.set_xticks(range(len(splits)), splits)
         ax.set_title(f"{title} ({mode})")
         ax.set_ylim(0, 1)
@@ -171,7 +168,7 @@ def plot_calibration(doc: dict, path: Path) -> None:
         return
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 3.6))
-    labels = [f"{LABELS.get(r['method'], r['method'])}\n{r['split']}" for r in rows]
+    labels = [f"{_label(doc, r['method'])}\n{r['split']}" for r in rows]
     xs = range(len(rows))
     ax.bar([x - 0.2 for x in xs], [r["with_mean"] for r in rows], 0.4, yerr=[r["with_std"] for r in rows],
            capsize=3, label="deviated action in history")  # fmt: skip
@@ -193,12 +190,12 @@ def plot_losses(doc: dict, path: Path) -> None:
     drawn = 0
     for run in doc["runs"]:
         log = Path(run["model"]) / "train_log.json"
-        if run["method"] == "sft" or not log.is_file():
+        if not run.get("train") or not log.is_file():  # a method that trains nothing (the base agent)
             continue
         history = json.loads(log.read_text()).get("history") or []
         if history:
             ax.plot([h["step"] for h in history], [h["loss"] for h in history], alpha=0.8,
-                    label=f"{LABELS.get(run['method'], run['method'])} s{run['seed']}")  # fmt: skip
+                    label=f"{_label(doc, run['method'])} s{run['seed']}")  # fmt: skip
             drawn += 1
     if drawn:
         ax.set_xlabel("optimizer step")

@@ -169,8 +169,27 @@ def _play(name, policy, backend, starts, params, max_steps, prompt, recipe, sche
     return run_arm(name, policy, backend, starts, params, max_steps, prompt, recipe.env.workers, schedule, active)
 
 
+def _peers(model, engine_policy, backend, starts, params, max_steps, prompt, recipe):
+    """The peers' arm (``build.peers``): the same weights served over HTTP, 32 concurrent episode clients."""
+    from steca_data.build.peers import CLIENTS, Clients, served
+
+    if "vllm" in engine_policy.policy_id.split(":")[0]:  # the in-process engine is done: free its CPU for the server
+        from steca_data.policies.vllm_policy import shutdown_engines
+
+        shutdown_engines()
+    with served(model) as base:
+        clients = Clients(base, engine_policy.policy_id)
+        try:
+            arm, texts = _play("peers", clients, backend, starts, params, max_steps, prompt, recipe, "continuous",
+                               CLIENTS)  # fmt: skip
+        finally:
+            clients.close()
+    arm.backend = "vllm server"
+    return arm, texts
+
+
 def run_bench(
-    recipe, tasks: int, n: int | None, model: str | None, reference_every: int | None = None
+    recipe, tasks: int, n: int | None, model: str | None, reference_every: int | None = None, peers: bool = False
 ) -> tuple[dict, list[ArmResult]]:
     """All arms on the same rollouts (the reference on a systematic sample of them); returns the JSON
     figures and the arms.
@@ -206,13 +225,16 @@ def run_bench(
             arms[name], texts[name] = _play(
                 name, engine_policy, backend, played, params, max_steps, prompt, recipe, schedule, active
             )
+        if peers:
+            arms["peers"], texts["peers"] = _peers(model, engine_policy, backend, starts, params, max_steps, prompt,
+                                                   recipe)  # fmt: skip
     finally:
         backend.close()
-    engine_texts = {"engine": texts["engine"], "lockstep": texts["engine"]}
+    engine_texts = {"engine": texts["engine"], "lockstep": texts["engine"], "peers": texts["engine"]}
     engine_texts["reference"] = [texts["engine"][i] for i in picked]
     for name, arm in arms.items():
         arm.identical = sum(a == b for a, b in zip(texts[name], engine_texts[name], strict=True)) / arm.rollouts
-    ordered = [arms[name] for name, _ in ARMS]
+    ordered = [arms[name] for name, _ in ARMS] + ([arms["peers"]] if peers else [])
     figures = {
         "arms": [a.as_dict() for a in ordered],
         "policy_id": engine_policy.policy_id,
@@ -221,6 +243,8 @@ def run_bench(
         "reference_every": every,
         "ratio": arms["engine"].rollouts_per_s / arms["reference"].rollouts_per_s,
     }
+    if peers:
+        figures["engine_vs_peers"] = arms["engine"].rollouts_per_s / arms["peers"].rollouts_per_s
     return figures, ordered
 
 

@@ -12,8 +12,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from steca_data.build.assemble import deviation_rows, engine_rows
+from steca_data.build.manifest import manifest_of, write_manifest
 from steca_data.build.output import OutputResult, write_outputs
 from steca_data.cache.store import Cache
+from steca_data.core.cpu import machine_description
 from steca_data.core.failures import BuildFailed
 from steca_data.core.outputs import mark
 from steca_data.core.progress import Reporter
@@ -23,6 +25,7 @@ from steca_data.recipe.model import Recipe
 from steca_data.stages.agent import BaseAgentStage
 from steca_data.stages.base import BuildContext, Stage, StagePlan, StageResult
 from steca_data.stages.experts import ExpertStage, ExpertTrajectories, GoldStage
+from steca_data.stages.faults import Faults
 from steca_data.stages.games import GamesStage
 from steca_data.stages.imports import ImportStage, check_import_source
 from steca_data.stages.proposals import ProposalStage
@@ -94,7 +97,7 @@ class Builder:
         self.stages = compile_stages(recipe)
 
     def context(self, cache: Cache) -> BuildContext:
-        return BuildContext(self.recipe, cache, self.reporter, retry_failed=self.retry_failed)
+        return BuildContext(self.recipe, cache, self.reporter, retry_failed=self.retry_failed, faults=Faults())
 
     def plan(self) -> list[StagePlan]:
         """Per stage: units in total and already cached. Computes nothing, starts no simulator.
@@ -128,15 +131,19 @@ class Builder:
             try:
                 cache.set_meta("recipe_fingerprint", self.recipe.fingerprint())
                 cache.set_meta("env_version", ctx.env_version)
+                cache.set_meta("machine", machine_description())  # float kernels, so rows, differ by CPU type
                 for stage in self.stages:
                     summary.results.append(stage.run(ctx))
                     check_failure_rate(self.recipe, summary.results[-1])
                     ctx.publish(stage.output(ctx))
+                for line in ctx.executor.notes():
+                    self.reporter.info(line)
                 datasets = self.assemble(ctx)
                 summary.output = write_outputs(
                     self.recipe, datasets, ctx.env_version, cache.get_meta("output_fingerprint")
                 )
                 cache.set_meta("output_fingerprint", summary.output.fingerprint)
+                write_manifest(self.recipe.build_dir, manifest_of(ctx, self.recipe.build_dir))
             except BuildFailed as exc:
                 exc.summary = summary
                 raise

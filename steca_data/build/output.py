@@ -24,6 +24,7 @@ import yaml
 
 from steca_data import __version__
 from steca_data.build.switch import recover, staging_dir, switch
+from steca_data.core.cpu import machine_description
 from steca_data.core.schema_io import to_hf_dataset
 from steca_data.recipe.model import Recipe
 
@@ -78,6 +79,8 @@ def dataset_card(recipe: Recipe, datasets: dict[str, list[dict]], env_version: s
         f"- built by steca-data {__version__}; recipe fingerprint `{recipe.fingerprint()}`; "
         f"rows fingerprint `{fingerprint}`",
         f"- environment: {recipe.env.name} ({env_version}), game `{recipe.env.game}`",
+        f"- built on: {machine_description()}; the same recipe rebuilt on the same CPU type gives byte-identical "
+        "datasets (another CPU type's float kernels can train a different warm-up model)",
         "",
         "## Datasets",
         "",

@@ -29,7 +29,8 @@ CACHE_FORMAT = "1"
 TABLES: dict[str, tuple[str, str]] = {
     "meta": (
         "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
-        "Build metadata: cache format, last recipe fingerprint, environment version.",
+        "Build metadata: cache format, last recipe fingerprint, environment version, the machine (CPU model and "
+        "instruction sets) it last ran on.",
     ),
     "tasks": (
         """CREATE TABLE IF NOT EXISTS tasks (
@@ -359,20 +360,51 @@ class Cache:
 
     # --------------------------------------------------------------------------------------- artifacts
     def put_artifact(self, key: str, kind: str, path: str | Path, data: dict) -> None:
+        """Record a file-valued unit. A path inside the cache's folder (a build directory) is stored relative to
+        it, so the build can be moved or read from any working directory; ``data["path"]`` follows suit."""
         self.flush()
+        stored = self._stored_path(path)
+        if data.get("path") == str(path):
+            data = {**data, "path": stored}
         self.con.execute(
             "INSERT OR REPLACE INTO artifacts (key, kind, path, data) VALUES (?, ?, ?, ?)",
-            [key, kind, str(path), json.dumps(data)],
+            [key, kind, stored, json.dumps(data)],
         )
 
     def get_artifact(self, key: str) -> dict | None:
-        """The record of a file-valued unit, or None when absent or its files were deleted since.
+        """The record of a file-valued unit, or None when absent or its files were deleted since; its
+        ``path`` (when it names the unit's files) resolved to where they are now.
 
         (DuckDB 2.0: a ``fetchone()`` leaves the result open and the next Arrow ``register`` fails.)"""
         rows = self.sql("SELECT path, data FROM artifacts WHERE key = ?", [key]).fetchall()  # fetchall: see below
-        if not rows or not Path(rows[0][0]).exists():
+        if not rows:
             return None
-        return json.loads(rows[0][1])
+        path = self.artifact_path(rows[0][0])
+        if path is None:
+            return None
+        data = json.loads(rows[0][1])
+        if data.get("path") == rows[0][0]:
+            data["path"] = str(path)
+        return data
+
+    @property
+    def _home(self) -> Path | None:
+        """The folder stored artifact paths are relative to (None for an in-memory cache)."""
+        return None if str(self.path) == ":memory:" else self.path.resolve().parent
+
+    def _stored_path(self, path: str | Path) -> str:
+        home, absolute = self._home, Path(path).resolve()
+        if home is not None and absolute.is_relative_to(home):
+            return absolute.relative_to(home).as_posix()
+        return str(absolute)
+
+    def artifact_path(self, stored: str) -> Path | None:
+        """Where a stored artifact path points now: relative to the cache's folder, else (caches written before
+        paths were stored relative) as written, from the working directory; None when nothing is there."""
+        path = Path(stored)
+        if path.is_absolute():
+            return path if path.exists() else None
+        return next((base / path for base in (self._home, Path.cwd()) if base and (base / path).exists()), None)
 
     def put_import_errors(self, source: str, errors: list[tuple[int, str | None, str]]) -> None:
         self.flush()

@@ -200,9 +200,11 @@ def run_app(app: typer.Typer, args: list[str] | None = None, prog: str | None = 
     args, debug = _split_debug(list(sys.argv[1:] if args is None else args))
     before = _state["debug"]
     _state["debug"] = before or debug
-    if debug:  # engines started by this run log their warnings too (vLLM reads it at import)
+    if debugging():  # engines started by this run log their warnings too (vLLM reads it at import)
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
-    elif "torch" not in sys.modules:  # torch's C++ start-up warnings (vLLM's NUMA binding): --debug only
+    else:  # vLLM logs its failures with tracebacks; the one line comes from us (policies/engine_start.py)
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "CRITICAL")
+    if not debugging() and "torch" not in sys.modules:  # torch C++ start-up warnings (NUMA binding): --debug only
         os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
     try:
         with _quiet_failures(debugging()), signals.signal_policy():

@@ -11,7 +11,7 @@ import errno
 
 from steca_data.cache.errors import CacheError, explain
 from steca_data.core.damage import DamagedFile, library_problem
-from steca_data.core.errors import RecipeError
+from steca_data.core.errors import EngineStartError, RecipeError
 from steca_data.core.failures import BuildFailed, describe
 from steca_data.core.outputs import OutputPathError
 
@@ -72,7 +72,7 @@ def explain_failure(exc: BaseException) -> tuple[str, int]:
         return (exc.lines[0] if exc.lines else str(exc)), 2
     if found := _input_error(exc):
         return found
-    if isinstance(exc, BuildFailed | CacheError):
+    if isinstance(exc, BuildFailed | CacheError | EngineStartError):
         return " ".join(str(exc).split()), 1
     if isinstance(exc, MemoryError) and not _memory_error(exc):
         what = library_problem(exc) or "a model's weights could not be read"

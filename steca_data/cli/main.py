@@ -18,6 +18,7 @@ from rich.text import Text
 from steca_data.cli.common import DEBUG_FLAG, entry_point, err, log_progress, say
 from steca_data.cli.common import fail as _fail
 from steca_data.cli.common import recipe_or_exit as _recipe
+from steca_data.cli.doctor import doctor_command
 from steca_data.cli.export import export_command
 from steca_data.cli.signals import Interrupted, received
 from steca_data.envs.registry import plugin, plugin_names
@@ -26,6 +27,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 schemas_app = typer.Typer(no_args_is_help=True, help="JSON Schemas of every stored and emitted model.")
 app.add_typer(schemas_app, name="schemas")
 app.command("export")(export_command)
+app.command("doctor")(doctor_command)
 for _env in plugin_names():  # env-specific commands, e.g. a game generator
     plugin(_env).register_cli(app)
 
@@ -144,6 +146,17 @@ def plan(recipe: Path = typer.Argument(...), set_: list[str] = SetOption) -> Non
     for p in Builder(r).plan():
         table.add_row(p.stage, str(p.total), str(p.cached), str(p.failed), str(p.to_compute), Text(p.note))
     out.print(table)
+    _print_task_notes(r)
+
+
+def _print_task_notes(r) -> None:
+    """Splits whose block lists fewer runnable tasks than it names say so (never silently fewer)."""
+    from steca_data.envs.registry import task_notes
+
+    for split_name in r.env.splits:
+        notes = task_notes(r.env, split_name)
+        if notes:
+            out.print(Text(f"{split_name}: {notes['summary']}"), soft_wrap=True)
 
 
 def _default_db() -> Path:
@@ -308,6 +321,13 @@ def bench(
     ),
     model: str | None = typer.Option(None, "--model", help="Policy model (default: the recipe's base agent)."),
     json_out: Path | None = typer.Option(None, "--json", help="Write the figures as JSON here."),
+    scaling: bool = typer.Option(
+        False, "--scaling", help="Instead: environment-bound episodes/s, 1 process vs --workers Ray workers."
+    ),
+    workers: int = typer.Option(2, "--workers", min=1, help="Worker processes of the --scaling arm."),
+    peers: bool = typer.Option(
+        False, "--peers", help="Add the peers' arm: the model served over HTTP, 32 concurrent episode clients."
+    ),
     set_: list[str] = SetOption,
 ) -> None:
     """Rollouts/s: the engine (continuous), the same backend in lock-step, and the sequential reference."""
@@ -319,8 +339,18 @@ def bench(
         json_out = check_output_file(json_out, BENCH_SIGNATURE, what="--json")
     if model is not None and r.policy.backend != "openai" and not (Path(model) / "config.json").is_file():
         _fail(f"--model {model!r}: not a model directory (no config.json); omit it to use the build's base agent", 2)
+    if scaling:
+        from steca_data.build.scaling import run_scaling, scaling_lines
+
+        figures = run_scaling(r, tasks, n, workers)
+        for line in scaling_lines(figures):
+            typer.echo(line)
+        if json_out:
+            write_file_atomically(json_out, json.dumps(figures, indent=1))
+        typer.echo(f"scaling: {figures['ratio']:.2f}")
+        return
     try:
-        figures, arms = run_bench(r, tasks, n, model, reference_every)
+        figures, arms = run_bench(r, tasks, n, model, reference_every, peers)
     except BenchError as exc:  # no build or no base agent yet: nothing was done
         _fail(str(exc).replace("RECIPE", str(recipe)), 2)
     shown = out if out.is_terminal else Console(width=132)  # in logs: a table wide enough for its headers
@@ -342,6 +372,8 @@ def bench(
         )
     if json_out:
         write_file_atomically(json_out, json.dumps(figures, indent=1))
+    if peers:
+        typer.echo(f"engine/peers: {figures['engine_vs_peers']:.2f}")
     typer.echo(f"ratio: {figures['ratio']:.2f}")
 
 

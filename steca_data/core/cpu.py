@@ -23,3 +23,43 @@ def stolen_share(before: tuple[int, int] | None, after: tuple[int, int] | None) 
     if before is None or after is None or after[1] <= before[1]:
         return None
     return (after[0] - before[0]) / (after[1] - before[1])
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` says: float kernels differ between
+    CPU types, so byte-identical rebuilds hold per CPU type, and builds record it."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith(("model name", "Model name", "cpu model")):
+                    return " ".join(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+_ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "asimd", "sve")
+
+
+def instruction_sets() -> str:
+    """The machine and the vector instruction sets that decide which float kernels torch runs."""
+    import platform
+
+    flags: set[str] = set()
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith(("flags", "Features")):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    found = [f for f in _ISA_FLAGS if f in flags]
+    return " ".join([platform.machine(), *found])
+
+
+def machine_description() -> str:
+    """``'AMD EPYC (x86_64 avx2 fma avx512f ...)'``: what builds record in their card and cache."""
+    return f"{cpu_model()} ({instruction_sets()})"

@@ -13,3 +13,7 @@ class RecipeError(Exception):
     def __init__(self, lines: list[str]):
         super().__init__("\n".join(lines))
         self.lines = lines
+
+
+class EngineStartError(RuntimeError):
+    """An inference engine that did not start; the message is the one line to show (cause and what to do)."""

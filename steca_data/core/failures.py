@@ -5,7 +5,7 @@ connection dropped, a server answered 429 or 5xx. Retried a moment later (with a
 unit usually succeeds. A deterministic failure (an unsolvable task, a game the engine rejects, a reply
 that cannot be parsed) would fail the same way again, so it is recorded at once.
 
-Classes are recognised by name and module, so this layer imports neither py4j nor openai.
+Classes are recognised by name and module, so this layer imports neither py4j, openai nor ray.
 """
 
 from __future__ import annotations
@@ -38,6 +38,19 @@ _HTTP_TRANSIENT = {
     "NetworkError",
     "ServiceUnavailableError",
 }
+# Ray's own failures: a worker or node died, an object went with it (the unit is computed again elsewhere)
+_RAY_TRANSIENT = {
+    "RayActorError",
+    "ActorDiedError",
+    "ActorUnavailableError",
+    "WorkerCrashedError",
+    "NodeDiedError",
+    "ObjectLostError",
+    "OwnerDiedError",
+    "ObjectReconstructionFailedError",
+    "ObjectFetchTimedOutError",
+    "GetTimeoutError",
+}
 
 
 def _transient_class(exc: BaseException) -> bool:
@@ -48,6 +61,8 @@ def _transient_class(exc: BaseException) -> bool:
         if module.startswith("py4j"):  # the JVM behind a simulator died or stopped answering ...
             return type(exc).__name__ != "Py4JJavaError"  # ... unlike a Java exception, which would recur
         if module.startswith(_NETWORK_MODULES) and cls.__name__ in _HTTP_TRANSIENT:
+            return True
+        if module.startswith("ray") and cls.__name__ in _RAY_TRANSIENT:
             return True
     status = getattr(exc, "status_code", None)
     return isinstance(status, int) and (status == 429 or status >= 500)

@@ -20,6 +20,7 @@ from steca_data.envs.spec import EnvSpec
 if TYPE_CHECKING:
     import typer
 
+    from steca_data.core.health import Check
     from steca_data.envs.base import EnvBackend
 
 
@@ -62,6 +63,12 @@ class EnvPlugin(ABC):
     def tasks(self, spec: EnvSpec, split_name: str) -> list[Task]:
         """The tasks of one recipe split, without starting a simulator."""
 
+    def task_notes(self, spec: EnvSpec, split_name: str) -> dict[str, Any] | None:
+        """When a split lists fewer tasks than its block names (e.g. a published test file whose scenes are not
+        on this machine): ``{"summary": one line, ...}`` saying how many run and why the rest do not; ``plan``
+        prints the line and ``eval`` reports write the whole. None (the default): every task of the block runs."""
+        return None
+
     @abstractmethod
     def backend(self, spec: EnvSpec) -> EnvBackend:
         """The simulator backend (the heavy imports happen here)."""
@@ -99,6 +106,11 @@ class EnvPlugin(ABC):
     def generated_data(self, spec: EnvSpec) -> GeneratedData | None:
         """Data to generate as the build's first stage when the recipe names none; None by default."""
         return None
+
+    def doctor_checks(self) -> list[Check]:
+        """What this environment needs on the machine (a JVM, a planner, a simulator package), for
+        ``steca-data doctor``; probes that import the simulator run in a fresh interpreter. None by default."""
+        return []
 
     def register_cli(self, app: typer.Typer) -> None:
         """Add env-specific commands to ``steca-data`` (e.g. a game generator); none by default."""

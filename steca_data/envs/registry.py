@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import cache
 from importlib import import_module
+from typing import Any
 
 from steca_data.core.schemas import Task
 from steca_data.envs.base import EnvBackend
@@ -60,6 +61,11 @@ def env_version(spec: EnvSpec) -> str:
 
 def list_tasks(spec: EnvSpec, split_name: str) -> list[Task]:
     return plugin(spec.name).tasks(spec, split_name)
+
+
+def task_notes(spec: EnvSpec, split_name: str) -> dict[str, Any] | None:
+    """What a split's block holds beyond its tasks (how many are runnable here, and why not the rest)."""
+    return plugin(spec.name).task_notes(spec, split_name)
 
 
 def make_backend(spec: EnvSpec) -> EnvBackend:

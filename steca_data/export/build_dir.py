@@ -12,9 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-import yaml
-
-from steca_data.recipe.model import Recipe
+from steca_data.recipe.model import Recipe, RecipeError, load_recipe
 
 
 class ExportError(ValueError):
@@ -31,14 +29,15 @@ class BuildDir:
 
     # ------------------------------------------------------------------------------------------ opening
     @classmethod
-    def open(cls, path: Path) -> BuildDir:
-        """Check that ``path`` is a build (``dataset/`` + ``recipe.yaml``) and load its rows."""
+    def open(cls, path: Path, overrides: list[str] | tuple[str, ...] = ()) -> BuildDir:
+        """Check that ``path`` is a build (``dataset/`` + ``recipe.yaml``) and load its rows; ``overrides``
+        (``--set a.b=value``) apply to its recipe (training settings, say)."""
         path = Path(path)
         if not path.is_dir():
             raise ExportError(f"{path}: not a directory (expected a build directory such as builds/quickstart)")
         if not (path / "dataset" / "dataset_dict.json").is_file() or not (path / "recipe.yaml").is_file():
             raise ExportError(f"{path}: not a steca-data build (no dataset/ or recipe.yaml; run `steca-data build`)")
-        recipe = _read_recipe(path)
+        recipe = _read_recipe(path, overrides)
         return cls(path=path, recipe=recipe, rows=_read_rows(path / "dataset"))
 
     # ----------------------------------------------------------------------------------------- metadata
@@ -75,20 +74,38 @@ class BuildDir:
 
         return EngineView(self)
 
+    @cached_property
+    def manifest(self) -> dict | None:
+        """The build's ``build.json`` (its walked tasks and base agent), None for a build that predates it."""
+        from steca_data.build.manifest import read_manifest
+
+        return read_manifest(self.path)
+
+    def base_agent(self) -> tuple[str, str | None] | None:
+        """(policy id, model directory or served name) of the agent the engine explored with; None if unknown."""
+        from steca_data.build.manifest import agent_model
+
+        if not self.manifest or "agent" not in self.manifest:
+            return None
+        return self.manifest["agent"]["policy_id"], agent_model(self.path, self.manifest)
+
     def close(self) -> None:
-        if "engine" in self.__dict__:
-            self.engine.close()
+        """Close the cache (a later read opens it again): a process may then open it for writing."""
+        engine = self.__dict__.pop("engine", None)
+        if engine is not None:
+            engine.close()
 
 
-def _read_recipe(path: Path) -> Recipe:
+def _read_recipe(path: Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
     """The resolved recipe the build wrote, pointed at where the build is now (it may have moved).
 
     Validated as a model only: the file checks of ``load_recipe`` (expert files, game trees) concern
     building, not reading what was built.
     """
     try:
-        data = yaml.safe_load((path / "recipe.yaml").read_text())
-        recipe = Recipe.model_validate(data)
+        recipe = load_recipe(path / "recipe.yaml", overrides, check_files=False)
+    except RecipeError as exc:
+        raise ExportError(exc.lines[0] if exc.lines else f"{path / 'recipe.yaml'}: not a valid recipe") from None
     except Exception as exc:  # noqa: BLE001 - any failure means the file is not a usable recipe
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ExportError(f"{path / 'recipe.yaml'}: not a valid recipe: {first}") from None

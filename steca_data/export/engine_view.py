@@ -3,7 +3,8 @@
 The preference pairs (IPR's step pairs, ETO's trajectory pairs, STeCa's deviated continuations) are not
 rows of the build: they come from the same proposals and rollouts that Dc/De/Ds came from. To find
 exactly the units this build used, the view asks the engine itself (its walks, keys and values) over the
-build's cache opened read-only, with every stage's output published and nothing run (``open_build``).
+build's cache opened read-only, with the stage outputs its manifest records published and nothing run or
+re-read from the recipe's inputs (``build.manifest.open_build_dir``).
 """
 
 from __future__ import annotations
@@ -60,11 +61,15 @@ class EngineView:
     def _context(self):
         """A build context with every stage's output published over the same cache file, running nothing."""
         from steca_data.build.builder import open_build
+        from steca_data.build.manifest import open_build_dir
 
         path = self.build.require_cache("this export")
         recipe = self.build.recipe
         recipe = recipe.model_copy(update={"output": recipe.output.model_copy(update={"cache": str(path)})})
         try:
+            if self.build.manifest is not None:
+                return self._stack.enter_context(open_build_dir(recipe, self.build.path, path))
+            # a build written before build.json: its stages re-derived from the recipe's inputs, where they still are
             return self._stack.enter_context(open_build(recipe, read_only=True))
         except Exception as exc:  # noqa: BLE001
             raise ExportError(f"{path}: cannot read the build's stages from its cache: {exc}") from None

@@ -72,6 +72,17 @@ def export(build: BuildDir) -> Bundle:
         consumer="STeP-style training with partial masking",
         usage=USAGE,
     )
+    bundle.splits["train"] = Split(step_rows(build, bundle), FEATURES)
+    bundle.contents = CONTENTS
+    bundle.notes = [
+        "Built from the Dc rows as they are: the erroneous step is the base agent's first deviated proposal, the "
+        "reflection comes from the build's reflector, the continuation is the expert's.",
+    ]
+    return bundle
+
+
+def step_rows(build: BuildDir, bundle: Bundle | None = None) -> list[dict]:
+    """One self-reflected trajectory per Dc row, sorted by id: the export's rows and what STeP trains on."""
     rows = []
     for row in build.rows.get("dc", []):
         t = row["provenance"]["step"]
@@ -79,7 +90,8 @@ def export(build: BuildDir) -> Bundle:
         try:
             prompt, completion = split_at_loss(messages)
         except ValueError as exc:
-            bundle.skip(f"dc: {exc}")
+            if bundle is not None:
+                bundle.skip(f"dc: {exc}")
             continue
         rows.append(
             {
@@ -98,18 +110,15 @@ def export(build: BuildDir) -> Bundle:
                 "reward_weight": row["reward_weight"],
             }
         )
-    bundle.splits["train"] = Split(rows, FEATURES)
-    bundle.contents = [
-        "split `train`: one self-reflected trajectory per Dc row of the build, sorted by `id`",
-        "`messages`: role, content, `loss` (partial masking: true only on the reflected step and the assistant "
-        "turns after it) and `segment` (" + " | ".join(SEGMENTS) + "); observations never bear loss",
-        "`prompt` / `completion`: the same conversation split where the loss starts (TRL's prompt-completion layout)",
-        "`erroneous_action`, `reflection`, `corrected_action`: the deviated action, the reflective thought and "
-        "the expert action that replaces it; `step` = the 1-based position of the erroneous step",
-        "`reward_weight`: the build's r_c",
-    ]
-    bundle.notes = [
-        "Built from the Dc rows as they are: the erroneous step is the base agent's first deviated proposal, the "
-        "reflection comes from the build's reflector, the continuation is the expert's.",
-    ]
-    return bundle
+    return rows
+
+
+CONTENTS = [
+    "split `train`: one self-reflected trajectory per Dc row of the build, sorted by `id`",
+    "`messages`: role, content, `loss` (partial masking: true only on the reflected step and the assistant "
+    "turns after it) and `segment` (" + " | ".join(SEGMENTS) + "); observations never bear loss",
+    "`prompt` / `completion`: the same conversation split where the loss starts (TRL's prompt-completion layout)",
+    "`erroneous_action`, `reflection`, `corrected_action`: the deviated action, the reflective thought and "
+    "the expert action that replaces it; `step` = the 1-based position of the erroneous step",
+    "`reward_weight`: the build's r_c",
+]

@@ -54,15 +54,23 @@ def pair_row(pair: pairs.Pair) -> dict:
     }
 
 
+# kind -> how the build's pairs of that kind are assembled (the one place pairs are built, for exports and training)
+ASSEMBLE = {"steca": pairs.calibration_pairs, "ipr": pairs.step_pairs, "eto": pairs.trajectory_pairs}
+
+
+def pair_rows(build: BuildDir, kinds: tuple[str, ...] = KINDS, bundle: Bundle | None = None) -> list[dict]:
+    """The export's rows of ``kinds``, in its order: what ``steca-train``'s DPO methods train on, byte for byte.
+
+    Skipped candidates are counted on ``bundle`` (a scratch one when none is given)."""
+    bundle = bundle if bundle is not None else Bundle(format="trl-dpo", title="", consumer="")
+    found = [p for kind in KINDS if kind in kinds for p in ASSEMBLE[kind](build, bundle)]
+    return [pair_row(p) for p in sorted(found, key=pairs.Pair.sort_key)]
+
+
 def export(build: BuildDir) -> Bundle:
     build.require_cache("--format trl-dpo")
     bundle = Bundle(format="trl-dpo", title="TRL DPO preference pairs", consumer="TRL's DPOTrainer", usage=USAGE)
-    found = [
-        *pairs.calibration_pairs(build, bundle),
-        *pairs.step_pairs(build, bundle),
-        *pairs.trajectory_pairs(build, bundle),
-    ]
-    rows = [pair_row(p) for p in sorted(found, key=pairs.Pair.sort_key)]
+    rows = pair_rows(build, KINDS, bundle)
     bundle.splits["train"] = Split(rows, FEATURES)
     per_kind = {kind: sum(r["kind"] == kind for r in rows) for kind in KINDS}
     bundle.contents = [

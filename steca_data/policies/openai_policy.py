@@ -98,6 +98,10 @@ class OpenAIPolicy:
                 delay *= 2
         raise AssertionError("unreachable")
 
+    def complete(self, request: PolicyRequest, params: SamplingParams) -> str:
+        """One request on the caller's thread (with the retries): for callers that are their own clients."""
+        return self._one(request, params)
+
     def generate(self, requests: list[PolicyRequest], params: SamplingParams) -> list[str]:
         if not requests:
             return []

@@ -106,6 +106,14 @@ class SFTSpec(_Section):
     seed: int = 0
     log_every: int = Field(10, ge=1)
     save_every: int = Field(200, ge=1, description="Checkpoint (for --resume) every N optimizer steps.")
+    activation_checkpointing: bool = Field(
+        False, description="Recompute layer activations in the backward pass: less memory, ~30 % more compute."
+    )
+    parallel: Literal["auto", "ddp", "fsdp"] = Field(
+        "auto",
+        description="Under torchrun: ddp (replicated weights) or fsdp (FSDP2 fully_shard); auto: fsdp for full "
+        "fine-tuning of models over 1B parameters, else ddp. The gradient is the same either way.",
+    )
 
 
 class EvalSpec(_Section):

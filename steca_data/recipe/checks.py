@@ -91,6 +91,16 @@ def key_problems(recipe) -> list[Problem]:
     ]
 
 
+def executor_problems(recipe) -> list[Problem]:
+    """``executor.kind: ray`` needs Ray installed here (the driver) before any work starts."""
+    import importlib.util
+
+    if recipe.executor.kind == "ray" and importlib.util.find_spec("ray") is None:
+        return [("executor.kind", "ray is not installed: pip install 'steca-data[ray]' (or use kind: local)")]
+    return []
+
+
 def recipe_problems(recipe) -> list[Problem]:
     """Everything knowable about a validated recipe before work starts, in file order of sections."""
-    return expert_problems(recipe) + key_problems(recipe) + model_problems(recipe) + output_problems(recipe)
+    problems = expert_problems(recipe) + key_problems(recipe) + model_problems(recipe) + output_problems(recipe)
+    return problems + executor_problems(recipe)

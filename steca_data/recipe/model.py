@@ -29,6 +29,7 @@ from steca_data.envs.spec import EnvSpec
 from steca_data.recipe.agent import EvalSpec, ModelSpec, PolicySpec, SFTSpec
 from steca_data.recipe.checks import recipe_problems
 from steca_data.recipe.engine import ChatModelSpec, DeviationSpec, ProposalSpec, ReflectionSpec, RewardSpec, RolloutSpec
+from steca_data.recipe.executor import ExecutorSpec
 from steca_data.recipe.messages import Origin, format_validation
 from steca_data.recipe.reinforce import ExperimentSpec, ReinforceSpec
 from steca_data.recipe.yaml_io import YamlProblem, load_yaml, parse_value, read_text
@@ -93,6 +94,7 @@ class Recipe(_Section):
     datasets: list[DatasetName] = Field(default_factory=lambda: ["expert"])
     output: OutputSpec = Field(default_factory=OutputSpec)
     failures: FailureSpec = Field(default_factory=FailureSpec)
+    executor: ExecutorSpec = Field(default_factory=ExecutorSpec)  # where it runs: never shapes the data
     # the base agent: a model to make (model, sft) or to load, how it plays (policy), how it is judged (eval)
     model: ModelSpec = Field(default_factory=ModelSpec)
     policy: PolicySpec = Field(default_factory=PolicySpec)
@@ -156,7 +158,7 @@ class Recipe(_Section):
     def fingerprint(self) -> str:
         """Hash of everything that shapes the data (not where it is written, nor the description)."""
         # agent training, evaluation and experiment settings shape no data
-        skip = ("output", "failures", "description", "model", "sft", "eval", "reinforce", "experiment")
+        skip = ("output", "failures", "executor", "description", "model", "sft", "eval", "reinforce", "experiment")
         content = {k: v for k, v in self.content().items() if k not in skip}
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -238,11 +240,12 @@ def _locate(line: str, origin: Origin) -> str:
     return origin.problem(dotted, message)
 
 
-def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = (), check_files: bool = True) -> Recipe:
     """Read, override (``a.b=value``, value parsed as YAML) and validate a recipe file.
 
     Raises ``RecipeError`` (one line per problem) for anything knowable before work: unreadable or
-    malformed YAML, duplicate keys, alias bombs, unknown fields, bad values, missing files and models.
+    malformed YAML, duplicate keys, alias bombs, unknown fields, bad values, missing files and models
+    (``check_files=False``: not the files, for the recipe a finished build keeps, which is read, not built).
     """
     path = Path(path)
     origin = Origin(str(path))
@@ -255,5 +258,6 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     except RecursionError:
         raise RecipeError([f"{origin.where}: (top level): nested too deeply"]) from None
     recipe.source_path = path.resolve()
-    _check(recipe, origin)
+    if check_files:
+        _check(recipe, origin)
     return recipe

@@ -8,26 +8,27 @@ out of the recipe's data fingerprint.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
 from steca_data.core.section import Section
 from steca_data.recipe.agent import SFTSpec
 
-METHODS = ("sft", "rft", "steca-sft", "steca-dpo", "steca")
-Method = Literal["sft", "rft", "steca-sft", "steca-dpo", "steca"]
+# the methods themselves are plugins of ``steca-train`` (``steca_train.methods``): this package holds no list of
+# them; ``experiment.methods`` and ``reinforce.methods`` name them and ``steca-train`` checks the names (exit 2)
 
 
 _Section = Section  # unknown fields rejected, booleans are not numbers
 
 
 class DPOSpec(_Section):
-    """STeCa with SFT+DPO: calibrated vs deviated trajectories as preference pairs (TRL's DPOTrainer)."""
+    """The preference methods' DPO settings (steca-dpo, IPR, ETO; TRL's DPOTrainer)."""
 
     beta: float = Field(0.1, gt=0, description="DPO temperature (TRL default).")
     lr: float = Field(5e-4, gt=0, lt=1)
     epochs: float = Field(1.0, gt=0)
+    max_steps: int | None = Field(None, gt=0, description="Optimizer steps per DPO run; overrides epochs.")
     batch_size: int = Field(4, ge=1, le=512, description="Preference pairs per optimizer step.")
     max_turns: int = Field(4, ge=1, le=100, description="Assistant turns kept of each side (bounds the length).")
     max_length: int = Field(1024, ge=64, description="Tokens of prompt + completion (the prompt is cut first).")
@@ -43,6 +44,11 @@ class ReinforceSpec(SFTSpec):
     lr: float = Field(1e-3, gt=0, lt=1)
     warmup_steps: int = Field(5, ge=0)
     dpo: DPOSpec = Field(default_factory=DPOSpec)
+    methods: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Per-method settings over each method's defaults, e.g. {ipr: {rounds: 3}} "
+        "(`steca-train methods` lists the methods; each validates its own settings).",
+    )
 
 
 class CalibrationSpec(_Section):
@@ -57,6 +63,8 @@ class ExperimentSpec(_Section):
     """warm-up → build → each method → eval, per seed (seeds vary method training and eval sampling)."""
 
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
-    methods: list[Method] = Field(default_factory=lambda: list(METHODS), min_length=1)
+    methods: list[str] | None = Field(
+        None, min_length=1, description="Names of `steca-train methods` to run; default every registered method."
+    )
     out: str | None = Field(None, description="Results directory; default <build dir>/experiment.")
     calibration: CalibrationSpec = Field(default_factory=CalibrationSpec)

@@ -25,9 +25,10 @@ WARMUP_VERSION = "1"
 class AgentHandle:
     """The policy id is known cheaply (cache keys need it); the policy is loaded on first use."""
 
-    def __init__(self, policy_id: str, model: str | None, load: Callable[[], object]):
+    def __init__(self, policy_id: str, model: str | None, load: Callable[[], object], spec=None):
         self.policy_id = policy_id
         self.model = model
+        self.spec = spec  # the recipe's policy section: how another process (a Ray worker) loads the same policy
         self._load = load
         self._policy = None
 
@@ -50,7 +51,7 @@ def agent_handle(spec, model: str | None) -> AgentHandle:
         quiet_transformers()
         return make_policy(spec, model)
 
-    return AgentHandle(policy_id(spec, model), model or spec.model, load)
+    return AgentHandle(policy_id(spec, model), model or spec.model, load, spec)
 
 
 def needs_warmup(recipe) -> bool:
@@ -72,7 +73,18 @@ class BaseAgentStage(Stage):
             "model": r.model.model_dump(mode="json", exclude={"out", "path"}),
             "sft": r.sft.model_dump(
                 mode="json",
-                exclude={"out", "init", "data", "time_budget_s", "save_every", "log_every", "threads", "device"},
+                exclude={
+                    "out",
+                    "init",
+                    "data",
+                    "time_budget_s",
+                    "save_every",
+                    "log_every",
+                    "threads",
+                    "device",
+                    "activation_checkpointing",
+                    "parallel",
+                },  # how it runs, not what it learns: caches stay valid
             ),
             "prompt": r.prompt.model_dump(mode="json"),
         }

@@ -33,7 +33,9 @@ from steca_data.core.failures import describe, is_transient
 from steca_data.core.progress import Reporter
 from steca_data.core.schemas import Task
 from steca_data.envs import EnvBackend
-from steca_data.envs.registry import env_version, list_tasks, make_backend
+from steca_data.envs.registry import env_version, list_tasks
+from steca_data.executors import Executor
+from steca_data.executors.factory import make_executor
 from steca_data.recipe.model import Recipe
 from steca_data.stages.faults import Faults
 
@@ -102,15 +104,24 @@ class MissingInput(RuntimeError):
 class BuildContext:
     """What stages share: the recipe, the cache, the reporter, published outputs and a lazy environment."""
 
-    def __init__(self, recipe: Recipe, cache: Cache, reporter: Reporter | None = None, retry_failed: bool = False):
+    def __init__(
+        self,
+        recipe: Recipe,
+        cache: Cache,
+        reporter: Reporter | None = None,
+        retry_failed: bool = False,
+        executor: Executor | None = None,
+        faults: Faults | None = None,
+    ):
         self.recipe = recipe
         self.cache = cache
         self.reporter = reporter or Reporter(quiet=True)
         # units recorded as failed by an earlier build are computed again, unless the recipe says not to
         self.retry_failed = retry_failed or recipe.failures.retry
-        self._backend: EnvBackend | None = None
         self._outputs: dict[type, object] = {}
-        self.faults = Faults()
+        self.faults = faults  # injected crashes (tests; a build reads them from its environment variables)
+        # where units run (placement, concurrency, the environment): one process unless the build says otherwise
+        self.executor = executor or make_executor(recipe, on_start=faults.environment_started if faults else None)
 
     # ------------------------------------------------------------------------------------ stage outputs
     def publish(self, value: object) -> None:
@@ -135,7 +146,8 @@ class BuildContext:
     # -------------------------------------------------------------------------------------------- units
     def unit_done(self) -> None:
         """Called after each unit is stored; fires the injected faults of ``stages.faults`` (tests)."""
-        self.faults.unit_stored(self.cache.flush)
+        if self.faults is not None:
+            self.faults.unit_stored(self.cache.flush)
 
     # ------------------------------------------------------------------------------------- environment
     @property
@@ -148,20 +160,15 @@ class BuildContext:
 
     @property
     def backend(self) -> EnvBackend:
-        """Started on first use, so a fully cached build never launches a simulator."""
-        if self._backend is None:
-            self._backend = make_backend(self.recipe.env)
-            self.faults.environment_started()
-        return self._backend
+        """This process's environment, started on first use (a fully cached build launches no simulator)."""
+        return self.executor.backend
 
     def restart_environment(self) -> None:
         """Drop the simulator (it may have crashed); the next use starts a fresh one."""
-        self.close()
+        self.executor.restart()
 
     def close(self) -> None:
-        if self._backend is not None:
-            self._backend.close()
-            self._backend = None
+        self.executor.close()
 
 
 class Stage(ABC):
@@ -172,6 +179,10 @@ class Stage(ABC):
     label: ClassVar[str] = ""  # progress bar title (default: the stage name)
     unit_name: ClassVar[str] = "units"
     records_failures: ClassVar[bool] = True  # failed units go to the failures table (else: raise)
+    # units listed from this stage's own stored results (first-deviation rollouts): the run loop makes passes
+    # until one lists nothing new; a unit a pass already tried is not tried again in this build
+    settles: ClassVar[bool] = False
+    tried: frozenset[str] = frozenset()  # keys earlier passes of this build listed (settling stages)
 
     @abstractmethod
     def units(self, ctx: BuildContext) -> list[Unit]:
@@ -204,7 +215,7 @@ class Stage(ABC):
         done = ctx.cache.existing(self.table, keys)
         if self.records_failures and not ctx.retry_failed:
             done |= ctx.cache.existing("failures", keys)
-        return done
+        return done | (self.tried & set(keys))
 
     # -------------------------------------------------------------------------------------- the loop
     def plan(self, ctx: BuildContext) -> StagePlan:
@@ -221,11 +232,33 @@ class Stage(ABC):
 
     def run(self, ctx: BuildContext) -> StageResult:
         start, cpu = time.perf_counter(), cpu_times()
-        result = self._run(ctx)
+        result = self._settle(ctx) if self.settles else self._run(ctx)
         result.seconds, result.stolen = time.perf_counter() - start, stolen_share(cpu, cpu_times())
         return result
 
-    def _run(self, ctx: BuildContext) -> StageResult:
+    def _settle(self, ctx: BuildContext) -> StageResult:
+        """Passes until the listed units hold nothing new (a failed unit is retried by the next build, not
+        pass after pass)."""
+        total = StageResult(self.name)
+        self.tried = frozenset()
+        try:
+            for number in range(1, 1000):
+                listed = {u.key for u in self.units(ctx)}
+                result = self._run(ctx, self.label or self.name if number == 1 else f"{self.name}, round {number}")
+                self.tried = self.tried | listed
+                total.computed += result.computed
+                total.failed += result.failed
+                total.unit_failures += result.unit_failures
+                total.first_error = total.first_error or result.first_error
+                total.units = result.units
+                if result.units == result.cached:  # nothing was left to compute: settled
+                    break
+        finally:
+            self.tried = frozenset()
+        total.cached = total.units - total.computed - total.failed
+        return total
+
+    def _run(self, ctx: BuildContext, label: str | None = None) -> StageResult:
         self.prepare(ctx)
         units = self.units(ctx)
         done = self.done(ctx, [u.key for u in units])
@@ -233,7 +266,7 @@ class Stage(ABC):
         result = StageResult(self.name, cached=len(units) - len(todo), units=len(units))
         if not todo:
             return result
-        with ctx.reporter.track(self.label or self.name, len(todo), self.unit_name) as advance:
+        with ctx.reporter.track(label or self.label or self.name, len(todo), self.unit_name) as advance:
             attempts = ctx.recipe.failures.attempts
             for attempt in range(1, attempts + 1):
                 todo, error = self._attempt(ctx, todo, result, advance, final=attempt == attempts)

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from steca_data.core.keys import unit_key
 from steca_data.core.schemas import Trajectory
 from steca_data.episodes.runner import EpisodeStart, PromptConfig
+from steca_data.executors import LoadedPolicy
 from steca_data.policies.base import Policy, SamplingParams
 from steca_data.stages.base import BuildContext, Emit, Stage, Unit
 from steca_data.stages.play import play_units
@@ -70,7 +71,7 @@ class EvalStage(Stage):
     def compute(self, ctx: BuildContext, todo: list[Unit], emit: Emit) -> None:
         prompt = PromptConfig.from_recipe(ctx.recipe)
         starts = [u.item[1] for u in todo]
-        play_units(ctx, self.policy, todo, starts, self.mode.params, self.max_steps, prompt, emit, "eval")
+        play_units(ctx, LoadedPolicy(self.policy), todo, starts, self.mode.params, self.max_steps, prompt, emit, "eval")
 
     def store(self, ctx: BuildContext, unit: Unit, result: Trajectory) -> bool:
         ctx.cache.put_trajectory(unit.key, result)

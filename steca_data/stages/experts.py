@@ -8,12 +8,11 @@ Their output, ``ExpertTrajectories``, is what the engine walks along and what th
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
 from steca_data.core.keys import unit_key
 from steca_data.core.schemas import Step, Task, Trajectory
-from steca_data.envs import EnvError, SessionPool
+from steca_data.envs import EnvError
 from steca_data.envs.base import as_step
 from steca_data.stages.base import BuildContext, Emit, Stage, Unit
 from steca_data.writers.thoughts import TEMPLATE_VERSION, OpenAIThoughtWriter, template_thoughts
@@ -89,10 +88,8 @@ class GoldStage(Stage):
         return [Unit(gold_key(ctx, task), task.task_id, task) for task in ctx.tasks["train"]]
 
     def compute(self, ctx: BuildContext, todo: list[Unit], emit: Emit) -> None:
-        backend, version = ctx.backend, ctx.env_version
-        with SessionPool(backend, ctx.recipe.env.workers) as pool:
-            for unit, outcome in pool.imap_unordered(lambda s, u: play_gold(backend, s, u.item, version), todo):
-                emit(unit, outcome)
+        version = ctx.env_version
+        ctx.executor.map_sessions(lambda backend, s, u: play_gold(backend, s, u.item, version), todo, emit)
 
     def store(self, ctx: BuildContext, unit: Unit, result: Trajectory) -> bool:
         ctx.cache.put_gold(unit.key, result)
@@ -142,10 +139,7 @@ class ExpertStage(Stage):
             trajectory_id = f"expert:{gold.task.task_id}:{unit.key[:8]}"
             return gold.model_copy(update={"steps": steps, "thought_source": source, "trajectory_id": trajectory_id})
 
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(work, u): u for u in todo}
-            for future in as_completed(futures):
-                emit(futures[future], future.exception() or future.result())
+        ctx.executor.map_calls(work, todo, workers, emit)
 
     def store(self, ctx: BuildContext, unit: Unit, result: Trajectory) -> bool:
         ctx.cache.put_trajectory(unit.key, result)

@@ -11,7 +11,6 @@ every later stage lists tasks and plays games from it; until it exists, the envi
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -44,10 +43,8 @@ def games_key(ctx: BuildContext, data: GeneratedData) -> str:
 def games_record(ctx: BuildContext, key: str) -> dict | None:
     """The artifact record of a generated folder that still exists (read to the end: the connection stays
     free for the next statement)."""
-    rows = ctx.cache.sql("SELECT path, data FROM artifacts WHERE key = ?", [key]).fetchall()
-    if not rows or not Path(rows[0][0]).is_dir():
-        return None
-    return json.loads(rows[0][1])
+    record = ctx.cache.get_artifact(key)
+    return record if record is not None and Path(record["path"]).is_dir() else None
 
 
 class GamesStage(Stage):

@@ -28,7 +28,7 @@ from rich.markup import escape
 from steca_data.core.errors import RecipeError
 from steca_data.core.keys import unit_key
 from steca_data.core.schemas import Task, Trajectory
-from steca_data.envs import EnvError, SessionPool
+from steca_data.envs import EnvError
 from steca_data.envs.base import as_step
 from steca_data.envs.registry import plugin
 from steca_data.importers.files import ImportFileError, safe_text
@@ -243,21 +243,22 @@ class ImportStage(Stage):
                 emit(unit, unit.item[0].trajectory)
         if not replays:
             return
-        backend, version = ctx.backend, ctx.env_version
+        version = ctx.env_version
         wording = plugin(ctx.recipe.env.name).replay_action
 
-        def play(session, unit: Unit) -> Trajectory:
+        def play(_backend, session, unit: Unit) -> Trajectory:
             item, task = unit.item
             return replay_record(session, task, item.trajectory, version, wording, unit.key)
 
-        with SessionPool(backend, ctx.recipe.env.workers) as pool:
-            for unit, outcome in pool.imap_unordered(play, replays):
-                if isinstance(outcome, ReplayRejected):
-                    item = unit.item[0]
-                    where = f"record {item.index}" + (f" ({escape(_ref_id(item))})" if _ref_id(item) else "")
-                    ctx.reporter.info(f"[yellow]skipped {where}: {escape(str(outcome))}")
-                    outcome = Rejected(str(outcome))
-                emit(unit, outcome)
+        def on_result(unit: Unit, outcome) -> None:
+            if isinstance(outcome, ReplayRejected):
+                item = unit.item[0]
+                where = f"record {item.index}" + (f" ({escape(_ref_id(item))})" if _ref_id(item) else "")
+                ctx.reporter.info(f"[yellow]skipped {where}: {escape(str(outcome))}")
+                outcome = Rejected(str(outcome))
+            emit(unit, outcome)
+
+        ctx.executor.map_sessions(play, replays, on_result)
 
     def store(self, ctx: BuildContext, unit: Unit, result: Trajectory | Rejected) -> bool:
         if isinstance(result, Rejected):

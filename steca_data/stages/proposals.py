@@ -28,7 +28,7 @@ class ProposalStage(EngineStage):
             for w, t in [u.item]
         ]
         max_t = max(u.item[1] for u in todo)
-        play_units(ctx, engine.agent.policy, todo, starts, params, max_t, engine.prompt, emit, "rollout")
+        play_units(ctx, engine.agent, todo, starts, params, max_t, engine.prompt, emit, "rollout")
 
     def store(self, ctx: BuildContext, unit: Unit, result: Trajectory) -> bool:
         walk, t = unit.item

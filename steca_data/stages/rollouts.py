@@ -5,7 +5,8 @@ explorations behind De and Ds) and e_{1:t-1} + each proposal that differs from t
 
 With ``rollouts.scope: first_deviation`` the stage runs in rounds: each round rolls out what the tasks'
 first deviations still need given the values stored so far (``Engine.rollout_prefixes``), until a round
-lists nothing new. Keys and seeds are those of ``scope: all``, so both scopes share one cache.
+lists nothing new (the template's ``settles``). Keys and seeds are those of ``scope: all``, so both scopes
+share one cache.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections import Counter
 from steca_data.core.keys import prefix_key, seed_of
 from steca_data.core.schemas import Trajectory
 from steca_data.episodes.runner import EpisodeStart
-from steca_data.stages.base import BuildContext, Emit, StageResult, Unit
+from steca_data.stages.base import BuildContext, Emit, Unit
 from steca_data.stages.play import play_units
 from steca_data.stages.walks import EngineStage, ScoredPrefix, engine_of
 
@@ -25,7 +26,7 @@ class RolloutStage(EngineStage):
     name = "rollouts"
     table = "rollouts"
     unit_name = "rollouts"
-    _tried: frozenset[str] = frozenset()  # keys an earlier round of this build listed (set by _run)
+    settles = True  # first_deviation: what a task needs next depends on the values stored so far
 
     def note(self, ctx: BuildContext) -> str:
         engine = engine_of(ctx)
@@ -57,51 +58,21 @@ class RolloutStage(EngineStage):
     def units(self, ctx: BuildContext) -> list[Unit]:
         return _units(engine_of(ctx).rollout_prefixes())
 
-    def done(self, ctx: BuildContext, keys: list[str]) -> set[str]:
-        """Stored keys, and those an earlier round of this build already tried (a failed unit is not
-        retried round after round: the next build retries it)."""
-        return super().done(ctx, keys) | (self._tried & set(keys))
-
-    def _run(self, ctx: BuildContext) -> StageResult:
-        """Rounds until the listed units hold nothing new (one round under ``scope: all``)."""
-        self._tried = frozenset()
-        total = StageResult(self.name)
-        try:
-            self._rounds(ctx, total)
-        finally:
-            self._tried, self.label = frozenset(), ""
-        total.cached = total.units - total.computed - total.failed
-        return total
-
-    def _rounds(self, ctx: BuildContext, total: StageResult) -> None:
-        for round_number in range(1, 1000):
-            self.label = "rollouts" if round_number == 1 else f"rollouts, round {round_number}"
-            listed = {u.key for u in self.units(ctx)}
-            result = super()._run(ctx)
-            self._tried = self._tried | listed
-            total.computed += result.computed
-            total.failed += result.failed
-            total.unit_failures += result.unit_failures
-            total.first_error = total.first_error or result.first_error
-            total.units = result.units
-            if result.units == result.cached:  # nothing was left to compute: the walk is settled
-                break
-
     def compute(self, ctx: BuildContext, todo: list[Unit], emit: Emit) -> None:
         engine = engine_of(ctx)
         params = engine.sampling(ctx.recipe.rollouts.temperature)
         follow_up = self._follow_up(ctx, todo, emit) if ctx.recipe.rollouts.scope == "first_deviation" else None
         starts = [_start(u) for u in todo]
-        policy = engine.agent.policy
-        play_units(ctx, policy, todo, starts, params, engine.max_steps, engine.prompt, emit, "rollout", follow_up)
+        play_units(ctx, engine.agent, todo, starts, params, engine.max_steps, engine.prompt, emit, "rollout", follow_up)
 
     def _follow_up(self, ctx: BuildContext, todo: list[Unit], emit: Emit):
         """``scope: first_deviation`` without waiting for a round to end: once a prefix has all its rollouts,
         the units its task needs next (the next differing proposal, if no deviation was found) join the
-        running batch. The rounds of ``_run`` still catch what this misses (e.g. after a failed unit)."""
+        running batch. The template's passes (``settles``) still catch what this misses (e.g. after a failed
+        unit)."""
         engine = engine_of(ctx)
         proposals = engine.proposals()
-        listed = {u.key for u in todo} | self._tried
+        listed = {u.key for u in todo} | self.tried
         outstanding = Counter(u.item[0].key for u in todo)
 
         def follow_up(unit: Unit) -> list[tuple[Unit, EpisodeStart]]:
@@ -113,7 +84,7 @@ class RolloutStage(EngineStage):
                     return []
                 listed.update(u.key for u in fresh)
                 done = self.done(ctx, [u.key for u in fresh])
-                self._tried = self._tried | {u.key for u in fresh}  # the rounds must not list them again
+                self.tried = self.tried | {u.key for u in fresh}  # later passes must not list them again
                 new = [u for u in fresh if u.key not in done]
                 if new:  # else: all of them were cached, so the walk can look further at once
                     outstanding.update(u.item[0].key for u in new)

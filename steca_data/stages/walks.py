@@ -73,6 +73,11 @@ class Engine:
         self._train = train[: self.recipe.rollouts.tasks]
         self._ctx = ctx
 
+    @property
+    def train_tasks(self) -> list[Task]:
+        """The tasks this build walks (those with an expert trajectory become ``walks``)."""
+        return self._train
+
     @cached_property
     def walks(self) -> list[Walk]:
         by_task = {t.task.task_id: t for t in self._experts.load(self._ctx).values()}

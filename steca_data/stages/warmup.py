@@ -18,12 +18,11 @@ def warm_up(ctx: BuildContext, final: Path) -> dict:
     """Train the base agent into ``final``; returns what the artifacts table records about it."""
     from datasets import DatasetDict
     from datasets.utils.logging import disable_progress_bar
-    from transformers import AutoTokenizer
 
-    from steca_data.training.data import load_rows, rows_to_examples
+    from steca_data.training.data import load_rows
+    from steca_data.training.fit import fit
     from steca_data.training.init_model import corpus_texts, init_model
     from steca_data.training.quiet import quiet_transformers
-    from steca_data.training.trainer import plan_steps, train
 
     r = ctx.recipe
     work = final.with_name(final.name + ".tmp")
@@ -38,26 +37,10 @@ def warm_up(ctx: BuildContext, final: Path) -> dict:
         f"warm-up: init-model ({r.model.hidden_size}d x {r.model.num_layers} layers) on {len(rows)} expert trajectories"
     )
     init_model(r.model, corpus_texts(work / "data", ["expert"]), work / "init")
-    tokenizer = AutoTokenizer.from_pretrained(str(work / "init"))
-    examples, _ = rows_to_examples(load_rows(work / "data", ["expert"]), tokenizer, r.prompt.history, r.sft.max_seq_len)
     sft_spec = r.sft.model_copy(update={"datasets": ["expert"]})
-    with ctx.reporter.track("warm-up sft", plan_steps(sft_spec, examples), "steps") as advance:
-        done = [0]
-
-        def progress(step: int, total: int, loss: float) -> None:
-            advance(step - done[0])
-            done[0] = step
-
-        trained = train(
-            sft_spec,
-            work / "init",
-            examples,
-            work / "sft",
-            tokenizer,
-            progress=progress,
-            pad_id=tokenizer.pad_token_id,
-            over_budget="fail",
-        )
+    rows = load_rows(work / "data", ["expert"])
+    trained = fit(sft_spec, work / "init", rows, work / "sft", r.prompt.history, ctx.reporter, "warm-up sft",
+                  over_budget="fail").result  # fmt: skip
     shutil.rmtree(final, ignore_errors=True)
     work.rename(final)
     return {

@@ -6,6 +6,10 @@
 ``loss`` flags), ``w_i`` is the row's ``reward_weight``. Normalising by the number of loss tokens (not by
 the weights) keeps the weights meaningful: doubling a row's weight doubles its pull. The same loop runs
 warm-up SFT (all weights 1) and STeCa's reinforced objective (weights r_c, r_s, r_e).
+
+Under ``torchrun`` the same loop runs on N processes (``distributed``: DDP or FSDP2): a step's micro-batches
+are dealt to the ranks round-robin and the normaliser counts the loss tokens of the whole step (all-reduced),
+so a step's gradient is the one a single process computes on the same micro-batches. Only rank 0 writes.
 """
 
 from __future__ import annotations
@@ -21,9 +25,12 @@ import torch.nn.functional as F
 
 from steca_data.core.outputs import mark
 from steca_data.recipe.agent import SFTSpec
+from steca_data.training import checkpoint
 from steca_data.training.data import Example, collate, make_batches
+from steca_data.training.distributed import World, grad_sync, setup, strategy, wrap
 
 CHECKPOINT_DIR = "checkpoint"
+PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "H800": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 70e12}
 
 
 def weighted_nll(
@@ -153,31 +160,62 @@ class MicroBatches:
         return [self.examples[j] for j in self._epochs[epoch][m % self.per_epoch]]
 
 
-def optimizer_step(model, optim, micro: list[list[Example]], spec: SFTSpec, device, bf16: bool, pad_id: int):
-    """One optimizer step over ``grad_accum`` micro-batches; returns (loss, tokens seen)."""
-    normalizer = float(sum(sum(e.loss_mask[1:]) for mb in micro for e in mb)) or 1.0
+@dataclass
+class Engine:
+    """What a step runs on: the module to call (``net``: the model or its DDP wrapper) and how."""
+
+    model: torch.nn.Module  # the model itself (FSDP2 shards it in place), for state dicts and saving
+    net: torch.nn.Module
+    parallel: str  # none | ddp | fsdp
+    world: World
+    device: torch.device
+    bf16: bool
+
+
+def optimizer_step(eng: Engine, optim, micro: list[list[Example]], spec: SFTSpec, pad_id: int):
+    """One optimizer step over the step's micro-batches (this rank's share); returns (loss, tokens), global.
+
+    Each rank takes micro-batches rank, rank + N, ...; the loss is normalised by the loss tokens of all of
+    them (all-reduced) and scaled by N because DDP and FSDP average gradients over ranks: the reduced gradient
+    is then exactly the single-process one.
+    """
+    world = eng.world
+    mine = micro[world.rank :: world.size]
+    (normalizer,) = world.sum([float(sum(sum(e.loss_mask[1:]) for mb in mine for e in mb))])
+    normalizer = normalizer or 1.0
     loss_sum, tokens = 0.0, 0
-    for batch in micro:
-        ids, attn, mask, weights = (t.to(device) for t in collate(batch, pad_id))
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            logits = model(input_ids=ids, attention_mask=attn).logits
-        loss = weighted_nll(logits, ids, mask, weights, normalizer)
-        loss.backward()
+    for i, batch in enumerate(mine):
+        ids, attn, mask, weights = (t.to(eng.device) for t in collate(batch, pad_id))
+        with grad_sync(eng.net, eng.parallel, sync=i == len(mine) - 1):
+            with torch.autocast(eng.device.type, dtype=torch.bfloat16, enabled=eng.bf16):
+                logits = eng.net(input_ids=ids, attention_mask=attn).logits
+            loss = weighted_nll(logits, ids, mask, weights, normalizer)
+            (loss * world.size).backward()
         loss_sum += loss.item()
         tokens += int(attn.sum())
     if spec.grad_clip:
-        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], spec.grad_clip)
+        torch.nn.utils.clip_grad_norm_([p for p in eng.model.parameters() if p.requires_grad], spec.grad_clip)
     optim.step()
     optim.zero_grad(set_to_none=True)
-    return loss_sum, tokens
+    loss_sum, tokens = world.sum([loss_sum, float(tokens)])
+    return loss_sum, int(tokens)
 
 
-def _resume_state(out: Path, resume: bool) -> dict | None:
-    ckpt = out / CHECKPOINT_DIR
-    state = json.loads((ckpt / "state.json").read_text()) if resume and (ckpt / "state.json").is_file() else None
-    if resume and state is None:
-        raise FileNotFoundError(f"--resume: no checkpoint in {ckpt}")
-    return state
+def prepare(spec: SFTSpec, init: str | Path, resume_dir: Path | None) -> Engine:
+    """Join the world, load the model (resumed or fresh), checkpoint its activations if asked, and wrap it."""
+    world, device = setup(spec.device)
+    if spec.grad_accum % world.size:
+        raise ValueError(
+            f"grad_accum ({spec.grad_accum}) must be a multiple of the number of processes ({world.size}): "
+            f"a step's micro-batches are dealt to the ranks evenly (e.g. --set sft.grad_accum={world.size})"
+        )
+    torch.manual_seed(spec.seed)  # the same on every rank: LoRA's initial adapter must be identical
+    model = load_for_training(init, spec, device, resume_dir=resume_dir)
+    model.config.use_cache = False
+    if spec.activation_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    how = strategy(spec.parallel, model, world, spec.lora is not None)
+    return Engine(model, wrap(model, how, device), how, world, device, use_bf16(spec.bf16, device))
 
 
 def train(
@@ -193,48 +231,54 @@ def train(
 ) -> TrainResult:
     """Train on ``examples`` from model ``init``; writes the model (or adapter) and logs to ``out``.
 
-    The schedule depends only on the spec and the data (never on wall time), so the same inputs train the
-    same steps on any machine. ``time_budget_s`` is a guard: past it, ``over_budget="stop"`` ends the run
-    (reported as stopped early) and ``"fail"`` raises ``TimeBudgetExceeded`` (for cached units, whose
-    result must not depend on the machine's speed). A checkpoint is written every ``save_every`` steps to
-    ``out/checkpoint``; ``resume=True`` continues from it with the exact same batch order.
+    The schedule depends only on the spec and the data (never on wall time nor the number of processes), so
+    the same inputs train the same steps on any machine. ``time_budget_s`` is a guard: past it,
+    ``over_budget="stop"`` ends the run (reported as stopped early) and ``"fail"`` raises
+    ``TimeBudgetExceeded`` (for cached units, whose result must not depend on the machine's speed). A
+    checkpoint is written every ``save_every`` steps to ``out/checkpoint``; ``resume=True`` continues from it
+    with the exact same batch order (under any number of processes).
     """
     if spec.threads:
         torch.set_num_threads(spec.threads)
-    device, ckpt = pick_device(spec.device), out / CHECKPOINT_DIR
-    bf16 = use_bf16(spec.bf16, device)
-    torch.manual_seed(spec.seed)
-    state = _resume_state(out, resume)
-    model = load_for_training(init, spec, device, resume_dir=ckpt if state else None)
-    model.config.use_cache = False
-    optim = make_optimizer(model, spec, device)
-    step, history = 0, []
+    ckpt = out / CHECKPOINT_DIR
+    state = checkpoint.read_state(ckpt, resume)
+    eng = prepare(spec, init, ckpt if state else None)
+    optim = make_optimizer(eng.model, spec, eng.device)
+    step, tokens, history, window = 0, 0, [], []  # window: losses since the last logged mean
     if state:
-        optim.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location=device, weights_only=True))
-        torch.set_rng_state(torch.load(ckpt / "rng.pt", weights_only=True))
-        step, history = state["step"], state["history"]
+        checkpoint.load_optimizer_and_rng(eng.model, optim, ckpt, eng.world)
+        step, tokens, history = state["step"], state.get("tokens", 0), state["history"]
+        window = state.get("window", [])
     batches = MicroBatches(examples, spec)
     n_steps = total_steps(spec, batches.per_epoch)
-    start, tokens, stopped = time.monotonic(), 0, False
-    model.train()
-    last_loss, window = float("nan"), []
+    start, stopped, tokens_before = time.monotonic(), False, tokens
+
+    def loop_state() -> dict:
+        return {"step": step, "planned_steps": n_steps, "tokens": tokens, "history": history, "window": window}
+
+    eng.net.train()
+    last_loss = float("nan")
     while step < n_steps:
         lr = lr_at(step, n_steps, spec)
         for group in optim.param_groups:
             group["lr"] = lr
         micro = [batches(step * spec.grad_accum + k) for k in range(spec.grad_accum)]
-        last_loss, seen = optimizer_step(model, optim, micro, spec, device, bf16, pad_id)
+        last_loss, seen = optimizer_step(eng, optim, micro, spec, pad_id)
         step, tokens, elapsed = step + 1, tokens + seen, time.monotonic() - start
         window.append(last_loss)
         if step % spec.log_every == 0 or step == n_steps:
             mean = sum(window) / len(window)  # mean over the logging window: one batch's loss is noisy
-            history.append({"step": step, "loss": round(mean, 5), "lr": lr, "tokens": tokens, "s": elapsed})
+            tok_s = round((tokens - tokens_before) / max(elapsed, 1e-9), 1)
+            history.append(
+                {"step": step, "loss": round(mean, 5), "lr": lr, "tokens": tokens, "s": elapsed, "tok_s": tok_s}
+            )
             window.clear()
         if progress:
             progress(step, n_steps, last_loss)
         if step % spec.save_every == 0 and step < n_steps:
-            save_checkpoint(model, optim, step, history, ckpt, n_steps)
-        if spec.time_budget_s and step < n_steps and elapsed > spec.time_budget_s:
+            weights = checkpoint.full_weights(eng.model)
+            checkpoint.save(eng.model, optim, weights, loop_state(), ckpt, eng.world)
+        if spec.time_budget_s and step < n_steps and _over_budget(elapsed, spec, eng.world):
             if over_budget == "fail":
                 raise TimeBudgetExceeded(
                     f"training passed sft.time_budget_s ({spec.time_budget_s:g} s) at step {step} of {n_steps}; "
@@ -242,46 +286,66 @@ def train(
                 )
             stopped = True
             break
-    model.config.use_cache = True  # off for training only; inference wants the KV cache
-    _save(model, tokenizer, out)
-    save_checkpoint(model, optim, step, history, ckpt, n_steps)
-    result = TrainResult(step, tokens, time.monotonic() - start, last_loss, out, stopped, n_steps, history)
-    write_train_log(result, spec, len(examples), device, bf16)
+    seconds = time.monotonic() - start
+    eng.model.config.use_cache = True  # off for training only; inference wants the KV cache
+    weights = checkpoint.full_weights(eng.model)  # one collective gather serves the model and its checkpoint
+    if eng.world.main:
+        checkpoint.save_model(eng.model, weights, tokenizer, out)
+    checkpoint.save(eng.model, optim, weights, loop_state(), ckpt, eng.world)
+    result = TrainResult(step, tokens, seconds, last_loss, out, stopped, n_steps, history)
+    if eng.world.main:
+        write_train_log(result, spec, len(examples), eng, _n_params(eng.model), tokens - tokens_before)
+    eng.world.barrier()  # the next stage (on any rank) reads what rank 0 wrote
     return result
 
 
-def write_train_log(result: TrainResult, spec: SFTSpec, n_examples: int, device: torch.device, bf16: bool) -> None:
+def _over_budget(elapsed: float, spec: SFTSpec, world: World) -> bool:
+    """Rank 0's clock decides for all ranks (they must stop at the same step)."""
+    (over,) = world.sum([float(elapsed > spec.time_budget_s) if world.main else 0.0])
+    return over > 0
+
+
+def _n_params(model) -> int:
+    """Parameters of the whole model (sharded ones counted whole)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def mfu(tokens_per_s: float, n_params: int, device: torch.device, world_size: int) -> float | None:
+    """Model FLOPs utilisation: 6 N FLOPs per trained token over the GPUs' peak dense bf16 (None off CUDA)."""
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    peak = next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
+    return round(6 * n_params * tokens_per_s / (peak * world_size), 4) if peak else None
+
+
+def write_train_log(
+    result: TrainResult, spec: SFTSpec, n_examples: int, eng: Engine, n_params: int, timed_tokens: int
+) -> None:
+    """``train_log.json`` and the loss plot; throughput over the tokens of this launch (``timed_tokens``)."""
+    tokens_per_s = timed_tokens / max(result.seconds, 1e-9)
     log = {
         "steps": result.steps,
         "planned_steps": result.planned_steps,
         "examples": n_examples,
         "tokens": result.tokens,
         "seconds": round(result.seconds, 2),
-        "tokens_per_s": round(result.tokens / max(result.seconds, 1e-9), 1),
+        "tokens_per_s": round(tokens_per_s, 1),
+        "mfu": mfu(tokens_per_s, n_params, eng.device, eng.world.size),
+        "params": n_params,
         "final_loss": result.final_loss,
         "stopped_early": result.stopped_early,
         "lora": spec.lora is not None,
-        "device": device.type,
-        "bf16": bf16,
+        "device": eng.device.type,
+        "bf16": eng.bf16,
+        "processes": eng.world.size,
+        "parallel": eng.parallel,
+        "activation_checkpointing": spec.activation_checkpointing,
         "threads": torch.get_num_threads(),
         "history": result.history,
     }
     (result.out / "train_log.json").write_text(json.dumps(log, indent=1))
     plot_loss(result.history, result.out / "loss.png")
-
-
-def save_checkpoint(model, optim, step: int, history: list[dict], path: Path, planned_steps: int = 0) -> None:
-    """Weights (or adapter), optimizer and step, written to a temp dir and renamed (never half a checkpoint)."""
-    import shutil
-
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    _save(model, None, tmp)
-    torch.save(optim.state_dict(), tmp / "optimizer.pt")
-    torch.save(torch.get_rng_state(), tmp / "rng.pt")
-    (tmp / "state.json").write_text(json.dumps({"step": step, "planned_steps": planned_steps, "history": history}))
-    shutil.rmtree(path, ignore_errors=True)
-    tmp.rename(path)
 
 
 def plot_loss(history: list[dict], path: Path) -> None:

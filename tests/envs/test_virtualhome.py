@@ -213,10 +213,10 @@ def test_instruction_is_steca_style(backend):
 def test_folds_are_disjoint_deterministic_and_sized():
     check_disjoint()
     assert fold_sizes() == FOLD_SIZES, "update splits.FOLD_SIZES after regenerating tasks.json"
-    first = {f: fold_tasks(f) for f in FOLDS}
+    first = {f: fold_tasks(f) for f in splits.SCENE_FOLDS}
     splits.folds.cache_clear()
-    assert {f: fold_tasks(f) for f in FOLDS} == first
-    kept = sum(FOLD_SIZES.values())
+    assert {f: fold_tasks(f) for f in splits.SCENE_FOLDS} == first
+    kept = sum(FOLD_SIZES[f] for f in splits.SCENE_FOLDS)
     assert kept == manifest.load_manifest()["counts"]["kept"]
     assert 0.18 <= FOLD_SIZES["unseen"] / kept <= 0.3 and 0.08 <= FOLD_SIZES["seen"] / kept <= 0.12
     unseen_titles = {title for _, title in first["unseen"]}

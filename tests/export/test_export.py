@@ -179,6 +179,18 @@ def test_exporting_twice_gives_the_same_bytes(exports, build_dir, tmp_path):
 
 
 # ----------------------------------------------------------------------------------------- round trip
+def test_a_build_from_before_build_json_exports_the_same_pairs(exports, build_dir, tmp_path):
+    """Without build.json (an older build) the engine view re-derives the stages from the recipe's inputs."""
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(build_dir, old)
+    (old / "build.json").unlink()
+    export_build(old, "trl-dpo", tmp_path / "out")
+    again = load_from_disk(str(tmp_path / "out" / "dataset"))["train"].to_list()
+    assert again == load_from_disk(str(exports["trl-dpo"] / "dataset"))["train"].to_list()
+
+
 def test_sharegpt_reimport_gives_the_same_trajectories(exports, build_dir, build_rows):
     from steca_data.core.schemas import Trajectory
     from steca_data.importers.sharegpt import read_sharegpt
@@ -321,6 +333,7 @@ def test_cli_refuses_bad_input_with_one_line_and_exit_2(cli, build_dir, tmp_path
     assert not any((tmp_path / f"o{i}").exists() for i in (1, 2, 3))
     assert sorted(p.name for p in build_dir.iterdir()) == [
         "README.md",
+        "build.json",
         "cache.duckdb",
         "dataset",
         "parquet",

@@ -7,6 +7,10 @@ come back as one clear error instead of a hang.
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import pytest
 
 from steca_data.episodes.runner import EpisodeStart, PromptConfig, run_episodes
@@ -27,6 +31,17 @@ def _play(env_pool, policy, recipe, schedule: str):
     starts = [EpisodeStart(t, seed=s) for t in tasks for s in range(3)]
     params = SamplingParams(temperature=1.0, max_new_tokens=32, constrained=True)
     return run_episodes(env_pool, policy, starts, params, 6, PromptConfig.from_recipe(recipe), schedule=schedule)
+
+
+def test_engine_starts_on_an_empty_vllm_cache(vllm_policy):
+    """As on a fresh machine: the session's vLLM cache (conftest) was empty, so the engine's start inspected the
+    model's architecture in vLLM's registry subprocess, a fresh interpreter that must see the broken torch
+    extension wheels hidden as this process does. Its verdict was written to this session's cache only now."""
+    root = Path(os.environ["VLLM_CACHE_ROOT"])
+    assert root.name.startswith("steca-tests-vllm-cache-")
+    verdicts = list((root / "modelinfos").glob("*LlamaForCausalLM.json"))
+    assert verdicts, "the architecture was never inspected in a fresh interpreter with this empty cache"
+    assert json.loads(verdicts[0].read_text())["modelinfo"]["is_text_generation_model"]
 
 
 def test_seeded_rollouts_reproduce_across_runs_and_schedules(vllm_policy, env_pool, tiny_recipe):

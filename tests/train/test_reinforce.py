@@ -2,7 +2,7 @@
 
 - the trainer's first-step loss on a two-row batch equals a weighted NLL computed by hand from the rendered
   text (so the per-row weights and the per-turn loss flags are really what it optimises);
-- the DPO path builds calibrated-vs-deviated pairs from a build and runs TRL's DPOTrainer;
+- steca-dpo and STeP train on exactly the rows their exports write; the DPO path runs TRL's DPOTrainer;
 - the experiment runner finishes, then a rerun is all cache hits, and a changed training setting redoes only
   the trained methods.
 """
@@ -119,23 +119,38 @@ def experiment_recipe(tmp_path_factory, trained_model_dir):
     )
 
 
-def test_dpo_pairs_and_one_step(experiment_recipe, tokenizer, tmp_path):
+def test_methods_train_on_the_bytes_their_exports_write(experiment_recipe, tokenizer, tmp_path):
+    """steca-dpo's pairs are `export --format trl-dpo`'s kind-steca rows, STeP's rows are `--format step`'s
+    (pairs are built once, in export/pairs.py); then one DPO run on them."""
+    from datasets import load_from_disk
+
     from steca_data.build.builder import Builder
     from steca_data.core.progress import Reporter
+    from steca_data.export import BuildDir, export_build
     from steca_data.recipe.model import load_recipe
-    from steca_data.training.data import load_rows
-    from steca_train.dpo import assistant_only_collator, preference_pairs, train_dpo
+    from steca_train.dpo import assistant_only_collator, train_dpo, trainer_pairs
+    from steca_train.methods import method
 
     recipe = load_recipe(experiment_recipe)
     Builder(recipe, Reporter(quiet=True)).build()
-    dc = load_rows(recipe.build_dir / "dataset", ["dc"])
-    assert dc, "the tiny agent deviates somewhere on 4 tasks"
-    pairs = preference_pairs(dc, recipe.cache_path, recipe.prompt.history, max_turns=2)
+    build = BuildDir.open(recipe.build_dir)
+    trained_on = method("steca-dpo").data(build, recipe)
+    step_rows = method("step").data(build, recipe)
+    build.close()
+    for fmt in ("trl-dpo", "step"):
+        export_build(recipe.build_dir, fmt, tmp_path / fmt)
+    exported = load_from_disk(str(tmp_path / "trl-dpo" / "dataset"))["train"].to_list()
+    assert trained_on, "the tiny agent deviates somewhere on 4 tasks, and some deviated continuation fails"
+    assert trained_on == [row for row in exported if row["kind"] == "steca"]
+    step_export = load_from_disk(str(tmp_path / "step" / "dataset"))["train"].to_list()
+    assert step_export and step_rows[-len(step_export) :] == step_export
+    assert all(row["dataset"] == "expert" for row in step_rows[: -len(step_export)])
+
+    pairs = trainer_pairs(trained_on, recipe.prompt.history, max_turns=2)
     assert pairs
-    for pair, row in zip(pairs, dc, strict=False):
-        assert pair["chosen"][0]["content"].endswith(f"Action: {row['expert_action']}")
-        assert pair["rejected"][0]["content"].endswith(f"Action: {row['deviated_action']}")
+    for pair in pairs:
         assert pair["prompt"][-1]["role"] == "user" and pair["chosen"][-1]["role"] == "assistant"
+        assert sum(m["role"] == "assistant" for m in pair["chosen"]) <= 2
     # the collator keeps the loss on assistant tokens only
     collator = assistant_only_collator(tokenizer)
     text = tokenizer.apply_chat_template(pairs[0]["prompt"], add_generation_prompt=True, tokenize=False)
@@ -191,11 +206,12 @@ def test_reinforce_cli_trains_and_rejects_bad_input(experiment_recipe, tmp_path)
     build, model = str(recipe.build_dir), recipe.policy.model
     runner = CliRunner()
     bad = runner.invoke(app, ["reinforce", "--data", build, "--model", model, "--method", "ppo"])
-    assert bad.exit_code == 2 and "--method must be one of" in bad.output
-    missing = runner.invoke(app, ["reinforce", "--data", str(tmp_path), "--recipe", str(experiment_recipe)])
-    assert missing.exit_code == 2 and "no built datasets" in missing.output
+    assert bad.exit_code == 2 and "--method: unknown method 'ppo'" in bad.output
+    missing = runner.invoke(app, ["reinforce", "--data", str(tmp_path), "--method", "steca"])
+    assert missing.exit_code == 2 and "not a steca-data build" in missing.output
     out = tmp_path / "steca"
-    args = ["reinforce", "--data", build, "--model", model, "--out", str(out), "-q", "--set", "reinforce.max_steps=1"]
+    args = ["reinforce", "--data", build, "--method", "steca", "--model", model, "--out", str(out), "-q",
+            "--set", "reinforce.max_steps=1"]  # fmt: skip
     ok = runner.invoke(app, args)
     assert ok.exit_code == 0, ok.output
     log = json.loads((out / "train_log.json").read_text())

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from steca_data.core.errors import RecipeError
+from steca_data.core.health import Check, fresh_python, package_version
 from steca_data.core.schemas import Task
 from steca_data.envs.alfworld import prompts
 from steca_data.envs.alfworld.spec import AlfworldSpec, GenerateSpec
@@ -46,6 +47,24 @@ class AlfworldPlugin(EnvPlugin):
 
     def action_templates(self, game: str) -> list[str]:
         return list(prompts.ACTIONS)
+
+    def doctor_checks(self) -> list[Check]:
+        """alfworld and Fast Downward, the planner its engine and expert run on (a compiled library)."""
+        version = package_version("alfworld")
+        if not version:
+            return [Check("ALFWorld", "fail", "alfworld is not installed", "pip install -e '.[alfworld]'")]
+        probe = fresh_python("import fast_downward; fast_downward.load_lib()")
+        planner = (
+            Check("Fast Downward (ALFWorld's planner)", "ok", "its library loads")
+            if probe.ok
+            else Check(
+                "Fast Downward (ALFWorld's planner)",
+                "fail",
+                probe.output,
+                "pip install --force-reinstall fast-downward-textworld (compiles with g++ where no wheel fits)",
+            )
+        )
+        return [Check("ALFWorld", "ok", f"alfworld {version}"), planner]
 
     def prepare(self, spec: EnvSpec, resolve: Callable[[str], Path], where: str) -> None:
         """A named tree (env.data_dir, relative to the recipe file, else $ALFWORLD_DATA) must hold enough games

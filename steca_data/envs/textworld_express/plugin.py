@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from steca_data.core.health import Check, java_check, package_version
 from steca_data.core.schemas import Task
 from steca_data.envs.base import EnvBackend
 from steca_data.envs.plugin import EnvPlugin
@@ -36,3 +37,12 @@ class TextWorldExpressPlugin(EnvPlugin):
 
     def template_thought(self, game: str, action: str, observation: str) -> str | None:
         return prompts.template_thought(game, action)
+
+    def doctor_checks(self) -> list[Check]:
+        version = package_version("textworld-express")
+        package = (
+            Check("TextWorldExpress", "ok", f"textworld-express {version} (JAR inside)")
+            if version
+            else Check("TextWorldExpress", "fail", "textworld-express is not installed", "pip install -e .")
+        )
+        return [package, java_check("TextWorldExpress")]

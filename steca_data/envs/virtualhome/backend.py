@@ -7,18 +7,52 @@ actions from a reset give the same observations, in any process.
 
 from __future__ import annotations
 
+from typing import Any
+
 from steca_data.core.schemas import Task
 from steca_data.envs.base import EnvError, StepResult
 from steca_data.envs.virtualhome.data import load_programs, virtualhome_version
-from steca_data.envs.virtualhome.splits import fold_tasks
+from steca_data.envs.virtualhome.splits import STECA_FOLDS, fold_tasks
+from steca_data.envs.virtualhome.steca_tests import Availability, StecaRow, availability, dataset_root, load_rows
 
 ENV_NAME = "virtualhome"
 TASK_PREFIX = "vh/"
+_RULES = ("goal", "steca")
+
+
+def steca_availability(spec, split_name: str) -> Availability:
+    split = spec.splits[split_name]
+    return availability(split.fold, split.start, split.count, spec.steca_dir, spec.dataset_dir, spec.success)
+
+
+def task_notes(spec, split_name: str) -> dict[str, Any] | None:
+    """For a STeCa test split: its source, how many rows run here and why the others do not, the success rule."""
+    if spec.splits[split_name].fold not in STECA_FOLDS:
+        return None
+    found = steca_availability(spec, split_name)
+    return {"summary": f"{found.summary()}; success rule '{spec.success}'", "success_rule": spec.success,
+            **found.as_dict()}  # fmt: skip
 
 
 def list_tasks(spec, split_name: str) -> list[Task]:
-    """Block ``[start, start + count)`` of the split's fold (see ``splits`` for how folds are drawn)."""
+    """Block ``[start, start + count)`` of the split's fold (see ``splits`` for how folds are drawn); for STeCa's
+    test folds, the rows of the block whose initial graph the dataset directory holds (``task_notes`` says how
+    many and why the rest are not runnable)."""
     split = spec.splits[split_name]
+    if split.fold in STECA_FOLDS:
+        return [
+            Task(
+                task_id=f"{TASK_PREFIX}{split.fold}/{row.key}/{spec.success}",
+                env=ENV_NAME,
+                game=row.program.title,
+                params="",
+                seed=None,
+                fold=split.fold,
+                split=split_name,
+                unseen=split.fold == "steca_unseen",
+            )
+            for row in steca_availability(spec, split_name).runnable
+        ]
     items = fold_tasks(split.fold)
     if split.start + split.count > len(items):
         raise ValueError(
@@ -38,6 +72,32 @@ def list_tasks(spec, split_name: str) -> list[Task]:
         )
         for file_id, title in items[split.start : split.start + split.count]
     ]
+
+
+def steca_row_of(task: Task, spec) -> tuple[StecaRow, str] | None:
+    """The STeCa test row and success rule a task id names (``vh/steca_seen/017-3/steca``); None for scene-1 ids."""
+    parts = task.task_id[len(TASK_PREFIX) :].split("/") if task.task_id.startswith(TASK_PREFIX) else []
+    if len(parts) != 3 or parts[0] not in STECA_FOLDS:
+        return None
+    if spec is None:
+        raise EnvError(f"{task.task_id}: a STeCa test task needs a backend made from a recipe")
+    fold, key, rule = parts
+    rows = load_rows(fold, spec.steca_dir)
+    index = int(key.split("-", 1)[0]) if key.split("-", 1)[0].isdigit() else -1
+    if not 0 <= index < len(rows) or rows[index].key != key or rule not in _RULES:
+        raise EnvError(f"{task.task_id}: no such row in STeCa's {fold} file")
+    return rows[index], rule
+
+
+def _world_of(task: Task, backend: VirtualHomeBackend | None):
+    from steca_data.envs.virtualhome.simulator import load_steca_world, load_world
+
+    spec = backend.spec if backend is not None else None
+    found = steca_row_of(task, spec)
+    if found is None:
+        return load_world(file_id_of(task))
+    row, rule = found
+    return load_steca_world(row, dataset_root(spec.dataset_dir), rule)
 
 
 def file_id_of(task: Task) -> str:
@@ -68,9 +128,10 @@ class VirtualHomeSession:
         episode = self._episode
         met, total = episode.goal_progress()
         success = total > 0 and met == total
+        partial = met / total if total and episode.world.steca_goal is None else 0.0  # STeCa's rule: 0 or 1
         return StepResult(
             observation=observation,
-            score=1.0 if success else (met / total if total else 0.0),
+            score=1.0 if success else partial,
             done=success,
             success=success,
             admissible=episode.admissible() if self._with_admissible else [],
@@ -78,9 +139,9 @@ class VirtualHomeSession:
         )
 
     def reset(self, task: Task) -> StepResult:
-        from steca_data.envs.virtualhome.simulator import Episode, load_world
+        from steca_data.envs.virtualhome.simulator import Episode
 
-        world = load_world(file_id_of(task))
+        world = _world_of(task, self._backend)
         if self._episode is not None and self._episode.world is world:
             self._episode.reset()
         else:
@@ -105,11 +166,11 @@ class VirtualHomeSession:
     def gold_actions(self, task: Task) -> list[str]:
         """The gold program as text actions, without the lines the executor refuses (they change nothing; 23
         of the 3,903 lines of kept tasks) and ending where the goal is reached (the build stops there too)."""
-        from steca_data.envs.virtualhome.simulator import Episode, gold_text_actions, load_world
+        from steca_data.envs.virtualhome.simulator import Episode, gold_text_actions
 
-        episode = Episode(load_world(file_id_of(task)))
+        episode = Episode(_world_of(task, self._backend))
         kept = []
-        for action in gold_text_actions(episode.world.program):
+        for action in episode.world.gold or gold_text_actions(episode.world.program):
             if episode.act(action):
                 kept.append(action)
                 if episode.success():

@@ -88,3 +88,50 @@ def match_actions(groups: tuple[str, ...], executed: list[str]) -> int:
         matched += 1
         i += 1
     return matched
+
+
+# Node fields that no action changes; STeCa's check compares them too (lists as sets).
+_STATIC_FIELDS = ("class_name", "category", "prefab_name", "properties", "bounding_box")
+
+
+@dataclass(frozen=True)
+class StecaGoal:
+    """STeCa's success rule over a row's ``revised_graph``: each listed node has exactly the listed states (and
+    its other fields), the ``revised_nodes`` edges are gone and the ``revised_add_edges`` are present."""
+
+    node_states: tuple[tuple[int, frozenset[str]], ...]
+    absent_edges: tuple[tuple[int, str, int], ...]
+    edges: tuple[tuple[int, str, int], ...]
+    static_mismatch: tuple[str, ...] = ()  # "id.field" where a listed node differs from the initial graph
+
+    @property
+    def size(self) -> int:
+        return len(self.node_states) + len(self.absent_edges) + len(self.edges) + len(self.static_mismatch)
+
+
+def _same(a: Any, b: Any) -> bool:
+    return set(a) == set(b) if isinstance(a, list) and isinstance(b, list) else a == b
+
+
+def goal_from_revised(revised: dict[str, Any], init: dict[str, Any]) -> StecaGoal:
+    """The rule as data: node states to hold exactly, edges to be absent / present (``{from_id, relation_type,
+    to_id}`` as STeCa compares them). A listed node's unchanging fields are checked against the initial graph
+    once (a node missing from the graph, or a field that differs, can never be met)."""
+    nodes = {n["id"]: n for n in init["nodes"]}
+    states, mismatch = [], []
+    for node in revised["nodes"]:
+        node_id = int(node["id"])
+        have = nodes.get(node_id)
+        if have is None:
+            mismatch.append(f"{node_id}.id")
+            continue
+        mismatch.extend(f"{node_id}.{f}" for f in _STATIC_FIELDS if f in node and not _same(node[f], have.get(f)))
+        states.append((node_id, frozenset(str(s).upper() for s in node.get("states", []))))
+
+    def edges(part: str) -> tuple[tuple[int, str, int], ...]:
+        return tuple(
+            sorted({(int(e["from_id"]), str(e["relation_type"]).upper(), int(e["to_id"])) for e in revised[part]})
+        )
+
+    return StecaGoal(tuple(sorted(states, key=lambda x: x[0])), edges("revised_nodes"), edges("revised_add_edges"),
+                     tuple(mismatch))  # fmt: skip

@@ -9,12 +9,14 @@ observation and the goal check read the state object directly (about 0.1 ms) rat
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from virtualhome_eval.simulation.evolving_graph.environment import (
@@ -29,7 +31,15 @@ from virtualhome_eval.simulation.evolving_graph.scripts import Action, Script, S
 
 from steca_data.envs.virtualhome.actions import ARITY, TEMPLATES, parse_action, render_action, to_text_name
 from steca_data.envs.virtualhome.data import VHProgram, load_graphs, load_name_equivalence, load_programs, load_vh_goals
-from steca_data.envs.virtualhome.goals import Goal, goal_from_diff, goal_from_vh, match_actions
+from steca_data.envs.virtualhome.goals import (
+    Goal,
+    StecaGoal,
+    goal_from_diff,
+    goal_from_revised,
+    goal_from_vh,
+    match_actions,
+)
+from steca_data.envs.virtualhome.steca_tests import StecaRow, load_row_graphs
 
 # the executor logs every refused action at INFO: thousands of lines in a build log, none of them news
 logging.getLogger("virtualhome_eval").setLevel(logging.WARNING)
@@ -98,13 +108,31 @@ class World:
     by_class: dict[str, tuple[int, ...]]  # class name -> node ids, ascending
     placed_under: dict[tuple[int, str], frozenset[int]]  # (to id, ON/INSIDE) -> from ids in the initial graph
     dropped_inside_edges: int
+    steca_goal: StecaGoal | None = None  # success by STeCa's rule instead of ``goal`` (its test files)
+    bindings: tuple[tuple[str, int], ...] = ()  # class name -> instance bound at reset (STeCa's object_id_dict)
+    gold: tuple[str, ...] = ()  # the gold program as text actions when the task states them (STeCa's action_list)
 
 
 def build_world(file_id: str) -> World:
-    program = load_programs()[file_id]
     init, final = load_graphs(file_id)
+    return make_world(load_programs()[file_id], init, final, load_vh_goals().get(file_id))
+
+
+def build_steca_world(row: StecaRow, root: Path, rule: str) -> World:
+    """A STeCa test row on its scene's initial graph. ``rule`` 'steca' judges success by the row's
+    ``revised_graph``; 'goal' by virtualhome-eval's goal where it has one, else the graph difference. Names
+    start bound to the row's ``object_id_dict`` ids, as STeCa's environment starts (those of the graph only)."""
+    init, final = load_row_graphs(root, row)
+    vh_goal = load_vh_goals().get(row.scene_file_id) if row.scene_file_id else None
+    world = make_world(row.program, init, final, vh_goal)
+    steca_goal = goal_from_revised(row.revised, init) if rule == "steca" else None
+    classes = {node["id"]: node["class_name"] for node in init["nodes"]}
+    bindings = tuple(sorted((name, i) for name, i in row.object_ids.items() if classes.get(i) == name))
+    return dataclasses.replace(world, steca_goal=steca_goal, bindings=bindings, gold=row.actions)
+
+
+def make_world(program: VHProgram, init: dict[str, Any], final: dict[str, Any], vh_goal: dict | None) -> World:
     init, dropped = drop_inside_cycles(init)
-    vh_goal = load_vh_goals().get(file_id)
     goal = goal_from_vh(vh_goal) if vh_goal is not None else None
     if goal is None or goal.empty:  # 4 of virtualhome-eval's goals are empty: use the graph difference
         goal = goal_from_diff(init, final)
@@ -141,13 +169,14 @@ class _WorldCache:
         self._worlds: OrderedDict[str, World] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, file_id: str) -> World:
+    def get(self, file_id: str, build: Callable[[], World] | None = None) -> World:
+        """The world cached under ``file_id`` (a scene-1 file id, or any unique key when ``build`` is given)."""
         with self._lock:
             world = self._worlds.get(file_id)
             if world is not None:
                 self._worlds.move_to_end(file_id)
                 return world
-        world = build_world(file_id)
+        world = build() if build is not None else build_world(file_id)
         with self._lock:
             self._worlds[file_id] = world
             while len(self._worlds) > self.size:
@@ -160,6 +189,10 @@ _WORLDS = _WorldCache()
 
 def load_world(file_id: str) -> World:
     return _WORLDS.get(file_id)
+
+
+def load_steca_world(row: StecaRow, root: Path, rule: str) -> World:
+    return _WORLDS.get(f"steca:{root}:{row.fold}:{row.row}:{rule}", lambda: build_steca_world(row, root, rule))
 
 
 def _state_words(node) -> str:
@@ -183,7 +216,7 @@ class Episode:
     # ------------------------------------------------------------------------------------------ state
     def reset(self) -> None:
         self.state = EnvironmentState(self.world.graph, load_name_equivalence(), instance_selection=True)
-        self.bound: dict[str, int] = {}  # class name -> the instance this episode used last
+        self.bound: dict[str, int] = dict(self.world.bindings)  # class name -> the instance used last
         self.touched: set[int] = set()  # ids that were arguments of a successful action (may have moved)
         self.executed: list[str] = []  # executor action names that succeeded, in order
         self._ranks: dict[str, Any] = {}  # per-state cache: ``ranked`` per class name, "" -> ids at hand
@@ -452,6 +485,8 @@ class Episode:
     # ----------------------------------------------------------------------------------------- goal
     def goal_progress(self) -> tuple[int, int]:
         """(conditions met, conditions) of the task goal in the current state."""
+        if self.world.steca_goal is not None:
+            return self._steca_progress(self.world.steca_goal)
         goal, met = self.world.goal, 0
         for node_id, state_name in goal.node_states:
             node = self.state.get_node(node_id)
@@ -462,6 +497,21 @@ class Episode:
             met += not self._has(a, Relation[relation], b)
         met += match_actions(goal.actions, self.executed)
         return met, goal.size
+
+    def _steca_progress(self, goal: StecaGoal) -> tuple[int, int]:
+        met = 0
+        for node_id, states in goal.node_states:
+            node = self.state.get_node(node_id)
+            met += node is not None and {s.name for s in node.states} == states
+        for a, relation, b in goal.absent_edges:
+            met += not self._has_named(a, relation, b)
+        for a, relation, b in goal.edges:
+            met += self._has_named(a, relation, b)
+        return met, goal.size
+
+    def _has_named(self, a: int, relation: str, b: int) -> bool:
+        """An edge given by its relation's name; a name the simulator does not know is never an edge."""
+        return relation in Relation.__members__ and self._has(a, Relation[relation], b)
 
     def success(self) -> bool:
         met, total = self.goal_progress()

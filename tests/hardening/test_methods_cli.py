@@ -1,0 +1,34 @@
+"""The method registry through the CLI: `steca-train methods` lists every method; the experiment refuses an unknown
+method, bad per-method settings and IPR under rollouts.scope: first_deviation in one line, exit 2, before work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+TINY = Path(__file__).resolve().parents[2] / "recipes" / "experiment-tiny.yaml"
+
+
+def test_registry_lists_every_method_once_with_a_description(cli):
+    from steca_train.methods import method, method_names
+
+    names = method_names()
+    assert set(names) == {"sft", "rft", "steca-sft", "steca-dpo", "steca", "ipr", "eto", "step"}
+    for name in names:
+        m = method(name)
+        assert m.name == name and m.description and m.trainer in ("none", "weighted", "dpo")
+        assert m.starts_from is None or m.starts_from in names
+    listed = cli("methods", tool="train")
+    assert listed.code == 0 and all(name in listed.out for name in names)
+
+
+def test_experiment_refuses_bad_methods_in_one_line(cli):
+    ipr = cli("experiment", TINY, "--set", "rollouts.scope=first_deviation", tool="train")
+    assert ipr.code == 2 and len(ipr.err_lines) == 1 and "rollouts.scope: ipr needs 'all'" in ipr.err
+    unknown = cli("experiment", TINY, "--set", "experiment.methods=[sft, ppo]", tool="train")
+    assert unknown.code == 2 and "experiment.methods[1]: unknown method 'ppo'" in unknown.err
+    bad = cli("experiment", TINY, "--set", "reinforce.methods.ipr.rounds=0", tool="train")
+    assert bad.code == 2 and "reinforce.methods.ipr.rounds" in bad.err
+    narrow = cli("experiment", TINY, "--set", "reinforce.datasets=[dc, ds]", "--set", "experiment.methods=[rft, steca]",
+                 "--set", "datasets=[expert, dc, ds]", tool="train")  # fmt: skip
+    assert narrow.code == 2 and "datasets: rft trains on de, which the recipe does not build" in narrow.err
+    assert not Path("builds").exists()  # refused before any work (the cli fixture runs in an empty folder)
