@@ -70,8 +70,11 @@ CASES = {
     ),
     "eval-missing-model": (["eval", "--recipe", "b/recipe.yaml", "--model", "nowhere"], "not a model directory"),
     "eval-empty-model": (["eval", "--recipe", "b/recipe.yaml", "--model", ""], "--model"),
-    "reinforce-missing-model": (["reinforce", "--data", "b", "--model", "nowhere"], "not a model directory"),
-    "reinforce-no-build": (["reinforce", "--data", "model", "--recipe", "b/recipe.yaml"], "no built datasets"),
+    "reinforce-missing-model": (
+        ["reinforce", "--data", "b", "--model", "nowhere", "--method", "rft", "--set", "datasets=[expert,de]"],
+        "not a model directory",
+    ),
+    "reinforce-no-build": (["reinforce", "--data", "model", "--method", "rft"], "not a steca-data build"),
     "merge-not-an-adapter": (["merge", "model", "--out", "merged"], "not a LoRA adapter"),
     "merge-missing": (["merge", "nowhere", "--out", "merged"], "not a LoRA adapter"),
     "merge-unusable-adapter": (["merge", "adapter", "--out", "merged"], "not a usable LoRA adapter"),

@@ -95,7 +95,19 @@ COMMANDS = {
     "schemas-export": lambda o: ["schemas", "export", "--out", o],
     "init-model": lambda o: ["init-model", "--recipe", "builds/src/recipe.yaml", "--out", o],
     "sft": lambda o: ["sft", "--recipe", "builds/src/recipe.yaml", "--model", "model", "--out", o],
-    "reinforce": lambda o: ["reinforce", "--data", "builds/src", "--model", "model", "--method", "rft", "--out", o],
+    "reinforce": lambda o: [
+        "reinforce",
+        "--data",
+        "builds/src",
+        "--model",
+        "model",
+        "--method",
+        "rft",
+        "--set",
+        "datasets=[expert,de]",
+        "--out",
+        o,
+    ],  # fmt: skip
     "merge": lambda o: ["merge", "adapter", "--out", o],
 }
 TRAIN = {"init-model", "sft", "reinforce", "merge"}
