@@ -103,7 +103,7 @@ def train_dpo(
         torch.set_num_threads(threads)
     tokenizer = AutoTokenizer.from_pretrained(str(init))
     model = AutoModelForCausalLM.from_pretrained(str(init), dtype=torch.float32)
-    work = out.with_name(out.name + ".trl")
+    work = out / ".trl-work"  # inside the output (ours), never a sibling that might be the user's
     config = DPOConfig(
         output_dir=str(work),
         beta=spec.beta,

@@ -25,7 +25,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 MARKER = ".steca-output"
-BUILD_FILES = ("cache.duckdb", "recipe.yaml")
 
 
 class OutputPathError(ValueError):
@@ -51,7 +50,8 @@ def _legacy_report(path: Path) -> bool:
 
 
 def _legacy_games(path: Path) -> bool:
-    return False  # a generated game set is never written over (``manifest.json`` says it is complete)
+    """A game tree (``alfworld generate`` writes no marker: its tree equals the games stage's, byte for byte)."""
+    return all(p.name in ("train", "valid_seen", "valid_unseen") and p.is_dir() for p in path.iterdir())
 
 
 _LEGACY = {
@@ -65,9 +65,12 @@ _LEGACY = {
 
 
 def is_build_dir(path: Path) -> bool:
-    """A steca-data build directory: its cache, its resolved recipe, or the marker of kind ``build``."""
+    """A steca-data build directory: its cache, the marker of kind ``build``, or its resolved recipe beside
+    its datasets (a recipe.yaml alone may be the user's own project folder)."""
     try:
-        return any((path / name).is_file() for name in BUILD_FILES) or marker_kind(path) == "build"
+        if (path / "cache.duckdb").is_file() or marker_kind(path) == "build":
+            return True
+        return (path / "recipe.yaml").is_file() and any((path / d).is_dir() for d in ("dataset", "parquet"))
     except OSError:
         return False
 

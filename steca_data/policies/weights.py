@@ -16,6 +16,7 @@ from steca_data.core.damage import DamagedFile
 _JSON_FILES = ("config.json", "adapter_config.json", "generation_config.json", "tokenizer_config.json",
                "tokenizer.json", "special_tokens_map.json")  # fmt: skip
 _TODO = "retrain the model or copy the folder again"
+_WEIGHTS = ("*.safetensors", "*.bin", "*.pt", "*.gguf")
 
 
 def _check_json(path: Path) -> None:
@@ -53,3 +54,5 @@ def check_model_dir(path: str | Path) -> None:
             _check_json(folder / name)
     for weights in sorted(folder.glob("*.safetensors")):
         _check_safetensors(weights)
+    if not any(next(folder.glob(pattern), None) for pattern in _WEIGHTS):
+        raise DamagedFile(f"{folder}: holds no weights (no *.safetensors or *.bin file); {_TODO}")

@@ -38,13 +38,19 @@ def box(cli, built, tmp_path) -> Path:
     recipe = yaml.safe_load((tmp_path / "b" / "recipe.yaml").read_text())
     recipe["output"]["dir"] = "b"
     (tmp_path / "b" / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
-    for name, weights in (("model", None), ("garbage", os.urandom(4096))):
+    from safetensors.torch import save_file
+    from torch import zeros
+
+    for name, weights in (("model", None), ("garbage", os.urandom(4096)), ("noweights", b"")):
         (tmp_path / name).mkdir()
         (tmp_path / name / "config.json").write_text(json.dumps(LLAMA))
         if weights:
             (tmp_path / name / "model.safetensors").write_bytes(weights)
+        elif weights is None:  # a well-formed (if meaningless) weights file: the checks pass it
+            save_file({"w": zeros(2)}, str(tmp_path / name / "model.safetensors"))
     (tmp_path / "adapter").mkdir()
     (tmp_path / "adapter" / "adapter_config.json").write_text("{}")
+    save_file({"w": zeros(2)}, str(tmp_path / "adapter" / "adapter_model.safetensors"))
     return tmp_path
 
 
@@ -64,8 +70,11 @@ CASES = {
     ),
     "eval-missing-model": (["eval", "--recipe", "b/recipe.yaml", "--model", "nowhere"], "not a model directory"),
     "eval-empty-model": (["eval", "--recipe", "b/recipe.yaml", "--model", ""], "--model"),
-    "reinforce-missing-model": (["reinforce", "--data", "b", "--model", "nowhere"], "not a model directory"),
-    "reinforce-no-build": (["reinforce", "--data", "model", "--recipe", "b/recipe.yaml"], "no built datasets"),
+    "reinforce-missing-model": (
+        ["reinforce", "--data", "b", "--model", "nowhere", "--method", "rft", "--set", "datasets=[expert,de]"],
+        "not a model directory",
+    ),
+    "reinforce-no-build": (["reinforce", "--data", "model", "--method", "rft"], "not a steca-data build"),
     "merge-not-an-adapter": (["merge", "model", "--out", "merged"], "not a LoRA adapter"),
     "merge-missing": (["merge", "nowhere", "--out", "merged"], "not a LoRA adapter"),
     "merge-unusable-adapter": (["merge", "adapter", "--out", "merged"], "not a usable LoRA adapter"),
@@ -114,6 +123,11 @@ def test_a_broken_config_json_is_named(cli, box):
     (box / "garbage" / "config.json").write_text('{"model_type": "llama",')
     result = cli("eval", "--recipe", "b/recipe.yaml", "--model", "garbage", tool="train")
     _one_line(result, 1, "garbage/config.json", "not valid JSON")
+
+
+def test_a_model_folder_without_weights_is_named(cli, box):
+    result = cli("eval", "--recipe", "b/recipe.yaml", "--model", "noweights", tool="train")
+    _one_line(result, 1, "noweights: holds no weights")
 
 
 def test_a_garbage_arrow_file_is_named(cli, box):

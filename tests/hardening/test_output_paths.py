@@ -95,7 +95,19 @@ COMMANDS = {
     "schemas-export": lambda o: ["schemas", "export", "--out", o],
     "init-model": lambda o: ["init-model", "--recipe", "builds/src/recipe.yaml", "--out", o],
     "sft": lambda o: ["sft", "--recipe", "builds/src/recipe.yaml", "--model", "model", "--out", o],
-    "reinforce": lambda o: ["reinforce", "--data", "builds/src", "--model", "model", "--method", "rft", "--out", o],
+    "reinforce": lambda o: [
+        "reinforce",
+        "--data",
+        "builds/src",
+        "--model",
+        "model",
+        "--method",
+        "rft",
+        "--set",
+        "datasets=[expert,de]",
+        "--out",
+        o,
+    ],  # fmt: skip
     "merge": lambda o: ["merge", "adapter", "--out", o],
 }
 TRAIN = {"init-model", "sft", "reinforce", "merge"}
@@ -108,8 +120,13 @@ def _rejected(result, before: dict, work: Path, words: list[str]) -> None:
     assert tree(work.parent) == before, "a rejected command changed files"
 
 
-@pytest.mark.parametrize("case", list(BAD_DIRS))
-@pytest.mark.parametrize("command", list(COMMANDS))
+# every case for export (the command that replaces folders); the policy is one function, so the other
+# commands get the cases that reach each of its branches
+OTHERS = ["empty", "dotdot", "home", "symlink-to-source", "another-build", "a-file", "users-folder"]
+MATRIX = [("export", case) for case in BAD_DIRS] + [(c, case) for c in COMMANDS if c != "export" for case in OTHERS]
+
+
+@pytest.mark.parametrize("command, case", MATRIX)
 def test_a_bad_output_folder_changes_nothing(cli, work, command, case):
     path, words = BAD_DIRS[case]
     if command == "export" and case in ("parent-of-source",):
@@ -199,3 +216,13 @@ def test_a_build_into_its_own_folder_and_a_report_into_its_own_still_work(cli, w
         report = cli("report", "builds/src")
         assert report.code == 0, report.err
     assert outputs.marker_kind(work / "builds" / "src" / "report") == "report"
+
+
+def test_a_project_folder_holding_a_recipe_yaml_is_not_a_build(cli, work):
+    project = work / "project"
+    project.mkdir()
+    (project / "README.md").write_text("# my project\n")
+    (project / "recipe.yaml").write_text((work / "builds" / "src" / "recipe.yaml").read_text())
+    recipe = write_recipe(work / "recipes", name="paths", train=2, output={"dir": "project"})
+    before = tree(work.parent)
+    _rejected(cli("build", recipe.relative_to(work), "--quiet"), before, work, ["not written by steca-data"])

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from steca_data.core.outputs import OutputPathError, check_output_dir, mark
+from steca_data.core.outputs import OutputPathError, check_output_dir
 
 alfworld_app = typer.Typer(no_args_is_help=True, help="ALFWorld: generate games for the real engine, offline.")
 err = Console(stderr=True)
@@ -57,7 +57,6 @@ def generate(
     n_eval = games // 5 if eval_games is None else eval_games
     counts = {"train": games, "valid_seen": n_eval, "valid_unseen": n_eval}
     out.mkdir(parents=True, exist_ok=True)
-    mark(out, "games")  # a killed run may be started again in the same folder
     reporter = Reporter(quiet=quiet, console=err)
     with reporter.track("alfworld games", sum(counts.values()), "games") as advance:
         report = run(out, seed, counts, size=size, task_types=types, workers=workers, advance=advance)
