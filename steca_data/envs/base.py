@@ -126,7 +126,8 @@ class SessionPool:
         return list(self._executor.map(lambda item: self._call(fn, item), items))
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True)
+        # queued units are dropped (an interrupted or failed stage stops now; what ran is already stored)
+        self._executor.shutdown(wait=True, cancel_futures=True)
         for session in self._sessions:
             with contextlib.suppress(Exception):  # closing is best effort
                 session.close()
