@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -68,8 +69,12 @@ def quiet_start_up() -> None:
 
 def _handler(signum: int, frame) -> None:  # noqa: ANN001 - signal's signature
     if _state["code"] is not None:
+        _state["presses"] = _state.get("presses", 1) + 1
+        if _state["presses"] >= 3 and time.monotonic() - _state["first"] > 3:  # the shutdown is stuck
+            os.write(2, f"error: {_state['line'] or DEFAULT_LINE} (stopped at once)\n".encode())
+            os._exit(_state["code"])
         return  # already shutting down: a second Ctrl-C must not break the cleanup
-    _state["code"] = _CODES.get(signum, 128 + signum)
+    _state.update(code=_CODES.get(signum, 128 + signum), first=time.monotonic(), presses=1)
     raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 

@@ -43,10 +43,12 @@ def _wait_for(proc: subprocess.Popen, needle: str) -> list[str]:
     raise AssertionError(f"{needle!r} never came: {''.join(seen)}")
 
 
-def _send(proc: subprocess.Popen, sig: int, times: int, group: bool) -> tuple[int, str]:
+def _send(proc: subprocess.Popen, sig: int, times: int, group: bool, gap: float = 0.3) -> tuple[int, str]:
     for _ in range(times):
+        if proc.poll() is not None:
+            break
         (os.killpg if group else os.kill)(proc.pid, sig)
-        time.sleep(0.3)
+        time.sleep(gap)
     _, err = proc.communicate(timeout=180)
     return proc.returncode, err
 
@@ -115,7 +117,7 @@ def test_ctrl_c_during_sql_is_one_line(tmp_path):
     while not _loaded(proc.pid, "duckdb") and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)  # the command imports DuckDB when it runs; then the query runs (for minutes)
     time.sleep(0.5)
-    returncode, err = _send(proc, signal.SIGINT, 2, True)
+    returncode, err = _send(proc, signal.SIGINT, 4, True, gap=1.5)  # a third press after 3 s always stops it
     assert returncode == 130, err
     assert "interrupted" in _the_line(err)
 
