@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from steca_data.core.outputs import mark
 from steca_data.training.distributed import World
 
 
@@ -41,11 +42,21 @@ def full_weights(model) -> dict[str, torch.Tensor]:
 
 
 def save_model(model, weights: dict, tokenizer, path: Path) -> None:
-    """HF format: ``config.json`` + safetensors (or ``adapter_config.json`` + adapter) and the tokenizer."""
+    """HF format: ``config.json`` + safetensors (or ``adapter_config.json`` + adapter) and the tokenizer,
+    written beside and each file renamed into ``path`` (a kill mid-save leaves no half-written file), and
+    ``path`` marked as steca-data's (``core.outputs``: a later run may write there again, nothing else)."""
     path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(path), state_dict=weights)
+    mark(path, "model")
+    staging = path / ".saving"
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(str(staging), state_dict=weights)
     if tokenizer is not None:
-        tokenizer.save_pretrained(str(path))
+        tokenizer.save_pretrained(str(staging))
+    for item in sorted(staging.iterdir()):
+        if item.is_dir():
+            shutil.rmtree(path / item.name, ignore_errors=True)
+        item.replace(path / item.name)
+    staging.rmdir()
 
 
 def save(model, optim, weights: dict, state: dict, path: Path, world: World) -> None:
@@ -64,6 +75,7 @@ def save(model, optim, weights: dict, state: dict, path: Path, world: World) -> 
         (tmp / "state.json").write_text(json.dumps({**state, "world_size": world.size}))
         shutil.rmtree(path, ignore_errors=True)
         tmp.rename(path)
+        mark(path.parent, "model")  # a crashed run's folder is ours: --resume may write there again
     world.barrier()  # no rank runs ahead (or reads the dir) before it is whole
 
 
