@@ -17,7 +17,9 @@ class ScienceWorldSpec(EnvSpec):
     name: Literal["scienceworld"] = "scienceworld"
     game: str = Field("eto", description="Task types: eto (ETO's 24), all (30), or names like 'boil,melt'.")
     simplifications: str = Field("easy", description="ScienceWorld simplifications: easy (ETO's) or a list.")
-    jvm_max_heap: str = Field("1g", description="Heap of the one shared JVM, e.g. 1g (it grows without a cap).")
+    jvm_max_heap: str = Field(
+        "4g", description="Heap cap of the one shared JVM: ~11 MB a live episode (up to 256 live), more for gold paths."
+    )
     max_steps: int = Field(100, gt=0, le=1000)
 
     @field_validator("jvm_max_heap")
