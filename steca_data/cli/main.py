@@ -215,15 +215,36 @@ def sql(
         _fail(f"no cache at {path}" + (" (a directory)" if path.is_dir() else ""), 2)
     con = connect_read_only(path)
     try:
-        cur = con.execute(query)
-        cols = [d[0] for d in cur.description] if cur.description else []
-        rows = cur.fetchall() if cols else []
+        cols, rows = _run_interruptibly(con, query)
     except duckdb.Error as exc:
         _fail(" ".join(f"{type(exc).__name__}: {exc}".split()))
     finally:
         con.close()
     if cols:
         _print_rows(cols, rows, fmt)
+
+
+def _run_interruptibly(con, query: str) -> tuple[list[str], list[tuple]]:
+    """The query on a worker thread while the main thread waits in Python: a Ctrl-C always reaches the main
+    thread (a signal handler cannot run while the main thread is inside DuckDB), which then interrupts DuckDB."""
+    from concurrent.futures import ThreadPoolExecutor, wait
+
+    def run() -> tuple[list[str], list[tuple]]:
+        cur = con.execute(query)
+        cols = [d[0] for d in cur.description] if cur.description else []
+        return cols, (cur.fetchall() if cols else [])
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="sql")
+    future = pool.submit(run)
+    try:
+        while not future.done():
+            wait([future], timeout=0.2)
+        return future.result()
+    except BaseException:
+        con.interrupt()  # the query stops at its next check; the caller closes the connection
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _dataset_dir(build_dir: Path) -> tuple[Path, Path | None]:
