@@ -41,10 +41,11 @@ def full_weights(model) -> dict[str, torch.Tensor]:
     return {k: v for k, v in weights.items() if k not in aliases}
 
 
-def save_model(model, weights: dict, tokenizer, path: Path) -> None:
+def save_model(model, weights: dict | None, tokenizer, path: Path) -> None:
     """HF format: ``config.json`` + safetensors (or ``adapter_config.json`` + adapter) and the tokenizer,
     written beside and each file renamed into ``path`` (a kill mid-save leaves no half-written file), and
-    ``path`` marked as steca-data's (``core.outputs``: a later run may write there again, nothing else)."""
+    ``path`` marked as steca-data's (``core.outputs``: a later run may write there again, nothing else).
+    ``weights`` None: the model's own state (a merged adapter)."""
     path.mkdir(parents=True, exist_ok=True)
     mark(path, "model")
     staging = path / ".saving"

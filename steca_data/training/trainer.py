@@ -23,7 +23,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from steca_data.core.outputs import mark
 from steca_data.recipe.agent import SFTSpec
 from steca_data.training import checkpoint
 from steca_data.training.data import Example, collate, make_batches
@@ -110,25 +109,6 @@ def total_steps(spec: SFTSpec, batches_per_epoch: int) -> int:
 def plan_steps(spec: SFTSpec, examples: list[Example]) -> int:
     """Optimizer steps a run on ``examples`` will take (for progress bars and schedules)."""
     return total_steps(spec, len(make_batches(examples, spec.batch_tokens, spec.seed)))
-
-
-def _save(model, tokenizer, path: Path) -> None:
-    """Weights and tokenizer written beside, then each file renamed into ``path``: a kill mid-save leaves
-    no half-written file (a checkpoint folder already in ``path`` stays)."""
-    import shutil
-
-    path.mkdir(parents=True, exist_ok=True)
-    mark(path, "model")  # a later run may write here again; nothing else may (core.outputs)
-    staging = path / ".saving"
-    shutil.rmtree(staging, ignore_errors=True)
-    model.save_pretrained(str(staging))
-    if tokenizer is not None:
-        tokenizer.save_pretrained(str(staging))
-    for item in sorted(staging.iterdir()):
-        if item.is_dir():
-            shutil.rmtree(path / item.name, ignore_errors=True)
-        item.replace(path / item.name)
-    staging.rmdir()
 
 
 class TimeBudgetExceeded(RuntimeError):
@@ -377,5 +357,5 @@ def merge_lora(adapter_dir: Path, out: Path) -> Path:
 
     model = AutoPeftModelForCausalLM.from_pretrained(str(adapter_dir), dtype=torch.float32)
     merged = model.merge_and_unload()
-    _save(merged, AutoTokenizer.from_pretrained(str(adapter_dir)), out)
+    checkpoint.save_model(merged, None, AutoTokenizer.from_pretrained(str(adapter_dir)), out)
     return out
