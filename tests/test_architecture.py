@@ -112,3 +112,73 @@ def test_every_stage_module_fills_in_the_template():
         assert isinstance(stage, Stage) and stage.table
         assert type(stage).plan is Stage.plan, f"{type(stage).__name__} rewrites plan()"
         assert type(stage)._run is Stage._run, f"{type(stage).__name__} rewrites the run loop"
+
+
+def test_every_shipped_recipe_compiles_to_a_wired_stage_list():
+    """Each stage declares the outputs it reads (``needs``) and gives (``gives``); compiling checks that every
+    need is given by an earlier stage, for every recipe we ship."""
+    from steca_data.build.builder import compile_stages
+    from steca_data.core.errors import RecipeError
+    from steca_data.recipe.model import load_recipe
+
+    compiled = 0
+    for path in sorted((REPO / "recipes").glob("*.yaml")):
+        try:
+            stages = compile_stages(load_recipe(path))
+        except RecipeError:  # a recipe whose input file is not on this machine (e.g. a published test set)
+            continue
+        given = set()
+        for stage in stages:
+            assert set(stage.needs) <= given, f"{path.name}: {stage.name} needs what no earlier stage gives"
+            given |= set(stage.gives)
+        compiled += 1
+    assert compiled >= 5
+
+
+def test_a_stage_reads_only_what_it_declares(tmp_path):
+    """Reading an undeclared output, or a stage list missing a needed one, is a wiring error, not a quiet
+    look-up by type in a shared context."""
+    import pytest
+
+    from steca_data.cache.store import Cache
+    from steca_data.recipe.model import load_recipe
+    from steca_data.stages.base import BuildContext, MissingInput, Stage, UndeclaredInput, check_wiring
+    from steca_data.stages.experts import ExpertTrajectories
+    from steca_data.stages.proposals import ProposalStage
+
+    class Peeking(Stage):
+        name, table = "peeking", "trajectories"
+
+        def units(self, ctx):
+            ctx.find(ExpertTrajectories)
+            return []
+
+        def compute(self, ctx, todo, emit):
+            pass
+
+        def store(self, ctx, unit, result):
+            return True
+
+    recipe = load_recipe(REPO / "recipes" / "quickstart.yaml")
+    with Cache(tmp_path / "c.duckdb") as cache:
+        ctx = BuildContext(recipe, cache)
+        ctx.publish(ExpertTrajectories(()))
+        with pytest.raises(UndeclaredInput, match="peeking reads ExpertTrajectories"):
+            Peeking().plan(ctx)
+        Peeking.needs = (ExpertTrajectories,)
+        assert Peeking().plan(ctx).total == 0
+        ctx.close()
+    with pytest.raises(MissingInput, match="proposals needs ExpertTrajectories, AgentHandle"):
+        check_wiring([ProposalStage()])
+
+
+def test_each_stage_owns_its_tables():
+    """The cache module holds only its own DDL; every other table is declared once, beside its stage."""
+    from steca_data.build.tables import all_tables
+    from steca_data.cache.store import CORE_TABLES
+
+    names = [t.name for t in all_tables()]
+    assert len(names) == len(set(names))
+    store = (REPO / "steca_data" / "cache" / "store.py").read_text()
+    assert store.count("CREATE TABLE") == len(CORE_TABLES) and "CREATE OR REPLACE VIEW" not in store
+    assert {"rollouts", "proposals", "reflections", "gold_paths", "step_rewards"} <= set(names)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from steca_data.cache.store import tables_markdown
+from steca_data.build.tables import tables_markdown
 from tests.conftest import REPO
 
 
@@ -23,4 +23,6 @@ def test_ci_runs_the_readme_test_command_verbatim():
 def test_readme_documents_every_cache_table():
     text = (REPO / "README.md").read_text()
     block = text.split("<!-- tables:start -->\n")[1].split("<!-- tables:end -->")[0]
-    assert block.strip() == tables_markdown(), "regenerate the README table with steca_data.cache.tables_markdown()"
+    assert block.strip() == tables_markdown(), (
+        "regenerate the README table with steca_data.build.tables.tables_markdown()"
+    )

@@ -13,7 +13,7 @@ import statistics
 import time
 from dataclasses import asdict, dataclass
 
-from steca_data.build.builder import open_build
+from steca_data.build.builder import open_build, played_env
 from steca_data.core.schemas import Trajectory
 from steca_data.envs.registry import task_notes
 from steca_data.episodes.runner import PromptConfig
@@ -123,7 +123,7 @@ def evaluate(
 
 def report(recipe, model: str | None, policy: Policy, modes: list[Mode], max_steps: int, results, seconds: float):
     """The JSON report: what was evaluated, how, and the numbers per split and mode."""
-    prompt = PromptConfig.from_recipe(recipe)
+    prompt, env = PromptConfig.from_recipe(recipe), played_env(recipe)
     return {
         "recipe": recipe.name,
         "recipe_fingerprint": recipe.fingerprint(),
@@ -136,5 +136,5 @@ def report(recipe, model: str | None, policy: Policy, modes: list[Mode], max_ste
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "seconds": round(seconds, 1),
         "results": [asdict(r) for r in results],
-        "task_notes": {r.split: notes for r in results if (notes := task_notes(recipe.env, r.split))},
+        "task_notes": {r.split: notes for r in results if (notes := task_notes(env, r.split))},
     }

@@ -19,6 +19,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from steca_data.build.builder import played_env
 from steca_data.core.keys import unit_key
 from steca_data.export.build_dir import BuildDir
 from steca_train.methods import method as find_method
@@ -225,9 +226,9 @@ def calibration_cases(ctx: Context, split: str) -> list:
     if found is not None:
         return cases_from_dicts(found["cases"])
     start = time.monotonic()
-    backend = make_backend(r.env)
+    backend = make_backend(played_env(r))
     try:
-        walks = expert_walks(r, list_tasks(r.env, split)[:limit], backend)
+        walks = expert_walks(r, list_tasks(played_env(r), split)[:limit], backend)
         cases = find_cases(r, _policy(ctx, ctx.base_model), walks, backend, r.policy.max_new_tokens)
     finally:
         backend.close()
@@ -260,7 +261,7 @@ def calibration_method(ctx: Context, method: str, model: Path, seed: int, policy
         else:
             policy = policy_box.setdefault("policy", _policy(ctx, model))
             params = sampling_params(r.policy, temperature=r.eval.temperature, seed=seed)
-            backend = make_backend(r.env)
+            backend = make_backend(played_env(r))
             try:
                 doc = {"cases": len(cases), **play_cases(r, policy, cases, params, seed, backend)}
             finally:

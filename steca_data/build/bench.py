@@ -196,6 +196,7 @@ def run_bench(
 
     The reference plays first: vLLM, once started, pins torch's thread count, and the reference should run
     with the threads the recipe gives it (``policy.threads``), as it would on its own."""
+    from steca_data.build.builder import played_env
     from steca_data.envs.registry import list_tasks, make_backend
     from steca_data.episodes.runner import PromptConfig
     from steca_data.policies.base import sampling_params
@@ -204,12 +205,13 @@ def run_bench(
     model = bench_model(recipe, model)
     params = sampling_params(recipe.policy, recipe.rollouts.temperature)
     n = n or recipe.rollouts.n
-    starts = bench_starts(list_tasks(recipe.env, "train")[:tasks], n, recipe.rollouts.seed)
+    env = played_env(recipe)
+    starts = bench_starts(list_tasks(env, "train")[:tasks], n, recipe.rollouts.seed)
     every = reference_every or n
     picked = range(0, len(starts), every)  # the reference's systematic sample
     sample = [starts[i] for i in picked]
     max_steps, prompt = recipe.rollouts.max_steps or recipe.env.max_steps, PromptConfig.from_recipe(recipe)
-    backend = make_backend(recipe.env)
+    backend = make_backend(env)
     arms, texts = {}, {}
     try:
         reference_policy = _reference_policy(recipe, model)

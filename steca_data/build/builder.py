@@ -1,7 +1,8 @@
 """The executor: compiles a recipe into its stages and runs them against the build's DuckDB cache.
 
-Stages never talk to each other directly: each publishes a typed output that later stages read from the
-context, and otherwise reads what earlier stages left in the cache. That keeps them independently
+Stages never talk to each other directly: each publishes a typed output (declared in ``gives``) that later
+stages read from the context (declared in ``needs``; the list is checked when compiled), and otherwise reads
+what earlier stages left in the cache, in the tables each stage declares. That keeps them independently
 cacheable and lets ``plan`` answer "what would run?" without running anything.
 """
 
@@ -12,20 +13,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from steca_data.build.assemble import deviation_rows, engine_rows
+from steca_data.build.faults import Faults
 from steca_data.build.manifest import manifest_of, write_manifest
 from steca_data.build.output import OutputResult, write_outputs
-from steca_data.cache.store import Cache
+from steca_data.cache.store import Cache, Table
 from steca_data.core.cpu import machine_description
 from steca_data.core.failures import BuildFailed
 from steca_data.core.outputs import mark
 from steca_data.core.progress import Reporter
 from steca_data.envs.registry import plugin
+from steca_data.envs.spec import EnvSpec
 from steca_data.episodes.rows import expert_rows
 from steca_data.recipe.model import Recipe
 from steca_data.stages.agent import BaseAgentStage
-from steca_data.stages.base import BuildContext, Stage, StagePlan, StageResult
+from steca_data.stages.base import BuildContext, BuildHooks, Stage, StagePlan, StageResult, check_wiring, publish_output
 from steca_data.stages.experts import ExpertStage, ExpertTrajectories, GoldStage
-from steca_data.stages.faults import Faults
 from steca_data.stages.games import GamesStage
 from steca_data.stages.imports import ImportStage, check_import_source
 from steca_data.stages.proposals import ProposalStage
@@ -86,7 +88,23 @@ def compile_stages(recipe: Recipe) -> list[Stage]:
         stages += [BaseAgentStage(), ProposalStage(), RolloutStage()]
         if "dc" in recipe.datasets:
             stages.append(ReflectionStage())
+    check_wiring(stages)
     return stages
+
+
+def stage_tables(stages) -> list[Table]:
+    """The tables (and views) of ``stages``, each once, in stage order."""
+    tables: dict[str, Table] = {}
+    for stage in stages:
+        for table in stage.tables:
+            tables.setdefault(table.name, table)
+    return list(tables.values())
+
+
+def fault_hooks() -> BuildHooks:
+    """The crashes the resume tests inject through environment variables (none in a user's build)."""
+    faults = Faults()
+    return BuildHooks(unit_stored=faults.unit_stored, environment_started=faults.environment_started)
 
 
 class Builder:
@@ -97,18 +115,18 @@ class Builder:
         self.stages = compile_stages(recipe)
 
     def context(self, cache: Cache) -> BuildContext:
-        return BuildContext(self.recipe, cache, self.reporter, retry_failed=self.retry_failed, faults=Faults())
+        return BuildContext(self.recipe, cache, self.reporter, retry_failed=self.retry_failed, hooks=fault_hooks())
 
     def plan(self) -> list[StagePlan]:
         """Per stage: units in total and already cached. Computes nothing, starts no simulator.
 
         Later stages are planned from earlier stages' outputs as the cache holds them now."""
-        with Cache.for_reading(self.recipe.cache_path) as cache:
+        with Cache.for_reading(self.recipe.cache_path, stage_tables(self.stages)) as cache:
             ctx = self.context(cache)
             plans = []
             for stage in self.stages:
                 plans.append(stage.plan(ctx))
-                ctx.publish(stage.output(ctx))
+                publish_output(ctx, stage)
             return plans
 
     def assemble(self, ctx: BuildContext) -> dict[str, list[dict]]:
@@ -126,7 +144,7 @@ class Builder:
         if self.recipe.output.cache:  # the cache lives elsewhere: mark the folder as a build of ours
             self.recipe.build_dir.mkdir(parents=True, exist_ok=True)
             mark(self.recipe.build_dir, "build")
-        with Cache(self.recipe.cache_path) as cache:
+        with Cache(self.recipe.cache_path, tables=stage_tables(self.stages)) as cache:
             ctx = self.context(cache)
             try:
                 cache.set_meta("recipe_fingerprint", self.recipe.fingerprint())
@@ -135,7 +153,7 @@ class Builder:
                 for stage in self.stages:
                     summary.results.append(stage.run(ctx))
                     check_failure_rate(self.recipe, summary.results[-1])
-                    ctx.publish(stage.output(ctx))
+                    publish_output(ctx, stage)
                 for line in ctx.executor.notes():
                     self.reporter.info(line)
                 datasets = self.assemble(ctx)
@@ -156,11 +174,21 @@ class Builder:
 def open_build(recipe: Recipe, read_only: bool = True, reporter: Reporter | None = None) -> Iterator[BuildContext]:
     """A context over an existing build's cache with every stage's output published, running nothing:
     what reports, benchmarks, exports, evaluation and experiments read a build through."""
-    with Cache(recipe.cache_path, read_only=read_only) as cache:
+    stages = compile_stages(recipe)
+    with Cache(recipe.cache_path, read_only=read_only, tables=stage_tables(stages)) as cache:
         ctx = BuildContext(recipe, cache, reporter)
         try:
-            for stage in compile_stages(recipe):
-                ctx.publish(stage.output(ctx))
+            for stage in stages:
+                publish_output(ctx, stage)
             yield ctx
         finally:
             ctx.close()
+
+
+def played_env(recipe: Recipe) -> EnvSpec:
+    """The recipe's ``env`` section as its build plays it: pointed at the games the build generated, where
+    it generated any (what evaluation, benchmarks and experiments play after a build)."""
+    if not recipe.cache_path.is_file():
+        return recipe.env
+    with open_build(recipe) as ctx:
+        return ctx.env

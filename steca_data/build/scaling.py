@@ -38,22 +38,26 @@ class ScalingArm:
         return self.episodes / self.seconds
 
 
-def ensure_games(recipe) -> None:
-    """Environments that generate their own games (ALFWorld without official data) need them to list tasks:
-    run the build's games stage (cached: a build of the recipe made them already) and point the recipe at them."""
-    from steca_data.build.builder import compile_stages
+def ensure_games(recipe):
+    """The ``env`` section to play: environments that generate their own games (ALFWorld without official
+    data) need them to list tasks, so run the build's games stage (cached: a build of the recipe made them
+    already) and return the section pointed at them."""
+    from steca_data.build.builder import compile_stages, stage_tables
     from steca_data.cache.store import Cache
-    from steca_data.stages.base import BuildContext
+    from steca_data.stages.base import BuildContext, publish_output
     from steca_data.stages.games import GamesStage
 
     stages = [s for s in compile_stages(recipe) if isinstance(s, GamesStage)]
     if not stages:
-        return
-    with Cache(recipe.cache_path) as cache:
+        return recipe.env
+    with Cache(recipe.cache_path, tables=stage_tables(stages)) as cache:
         ctx = BuildContext(recipe, cache)
-        stages[0].run(ctx)
-        stages[0].output(ctx)
-        ctx.close()
+        try:
+            stages[0].run(ctx)
+            publish_output(ctx, stages[0])
+            return ctx.env
+        finally:
+            ctx.close()
 
 
 def env_costs(backend, tasks, max_steps: int, seed: int) -> tuple[float, float]:
@@ -121,17 +125,16 @@ def run_scaling(recipe, tasks: int, n: int, workers: int = 2) -> dict:
     from steca_data.recipe.executor import ExecutorSpec
     from steca_data.stages.agent import agent_handle
 
-    recipe = recipe.model_copy(deep=True)
-    ensure_games(recipe)
-    train = list_tasks(recipe.env, "train")[:tasks]
+    env = ensure_games(recipe)
+    train = list_tasks(env, "train")[:tasks]
     starts = bench_starts(train, n, recipe.rollouts.seed)
     max_steps = recipe.rollouts.max_steps or recipe.env.max_steps
     source = agent_handle(recipe.policy.model_copy(update={"backend": "random", "model": None}), None)
     job = PlayJob(source, SamplingParams(temperature=1.0, constrained=True), max_steps,
                   PromptConfig.from_recipe(recipe), "rollout")  # fmt: skip
-    local = LocalExecutor(recipe.env, recipe.env.workers)
+    local = LocalExecutor(env, env.workers)
     ray_spec = ExecutorSpec(kind="ray", env_workers=workers, shard_size=max(1, n))
-    spread = RayExecutor(recipe.env, recipe.env.workers, ray_spec)
+    spread = RayExecutor(env, env.workers, ray_spec)
     try:
         reset_s, step_s = env_costs(local.backend, train[: min(8, len(train))], max_steps, recipe.rollouts.seed)
         one, played = _arm("1 process", 1, local, job, starts)

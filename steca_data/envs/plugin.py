@@ -39,8 +39,8 @@ class GeneratedData:
     """One line for ``plan``, e.g. '24 train + 4 valid_seen + 4 valid_unseen small games, seed 0'."""
     write: Callable[[Path, int], dict]
     """(empty folder, worker processes) -> a JSON-able summary; raises when the data cannot be made."""
-    use: Callable[[Path], None]
-    """Make the ``env`` section read its data from this folder (a written one)."""
+    use: Callable[[Path], EnvSpec]
+    """The ``env`` section reading its data from this folder (a written one), as a new section."""
 
 
 class EnvPlugin(ABC):

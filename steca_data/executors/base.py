@@ -90,6 +90,10 @@ class Executor(ABC):
     def restart(self) -> None:
         """Drop this process's environment (it may have crashed); the next use starts a fresh one."""
 
+    @abstractmethod
+    def use_env(self, env) -> None:
+        """Play ``env`` (the recipe's section as the build resolved it) from now on."""
+
     def notes(self) -> list[str]:
         """What a build's summary should say about where it ran (nothing for one process)."""
         return []

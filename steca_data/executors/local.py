@@ -46,6 +46,11 @@ class LocalExecutor(Executor):
             self._backend.close()
             self._backend = None
 
+    def use_env(self, env: EnvSpec) -> None:
+        if env is not self.env:
+            self.restart()
+            self.env = env
+
     def close(self) -> None:
         self.restart()
 

@@ -175,6 +175,14 @@ class RayExecutor(LocalExecutor):
         engines = f", {len(self.engines)} engine replica(s)" if self.engines else ""
         return [f"ray: {workers} episode worker(s) on {len(self.nodes)} node(s){engines}{lost}"]
 
+    def use_env(self, env) -> None:
+        if env is not self.env and self.workers_:  # workers hold the old section: start fresh ones
+            ray = import_ray()
+            for worker in self.workers_:
+                ray.kill(worker.handle, no_restart=True)
+            self.workers_ = []
+        super().use_env(env)
+
     def restart(self) -> None:
         super().restart()
         for worker in self.workers_:

@@ -61,6 +61,8 @@ def needs_warmup(recipe) -> bool:
 class BaseAgentStage(Stage):
     name = "base_agent"
     table = "artifacts"
+    needs = (ExpertTrajectories,)
+    gives = (AgentHandle,)
     label, unit_name = "warm-up", "models"
     records_failures = False  # a failed warm-up stops the build: nothing after it can run
 

@@ -11,33 +11,37 @@ within the build, after a backoff and with a fresh environment, up to ``failures
 still fails goes to the ``failures`` table with its error, counts against ``failures.max_rate``, and is
 computed again by the next build unless the recipe says ``failures.retry: false``.
 
-Stages never reach into each other: what one stage makes for the next is a typed *output* (``output``),
-which the executor publishes on the context and later stages ``ctx.get`` by type. An output is computable
-from the cache alone, so ``plan`` can show later stages as if earlier ones had run.
+Stages never reach into each other: what one stage makes for the next is a typed *output* (``output``,
+of the types in ``gives``), which the builder publishes on the context; a later stage reads it with
+``ctx.get`` / ``ctx.find`` only when it declares the type in ``needs`` (or ``may_read``), and the builder
+checks every stage list for that wiring before any work. An output is computable from the cache alone, so
+``plan`` can show later stages as if earlier ones had run. A stage's tables are declared beside it
+(``tables``); nothing outside the stage writes their schema.
 """
 
 from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, ClassVar, TypeVar
 
 from rich.markup import escape
 
-from steca_data.cache.store import Cache
+from steca_data.cache.store import Cache, Table
 from steca_data.core.cpu import cpu_times, stolen_share
 from steca_data.core.failures import describe, is_transient
 from steca_data.core.progress import Reporter
 from steca_data.core.schemas import Task
 from steca_data.envs import EnvBackend
 from steca_data.envs.registry import env_version, list_tasks
+from steca_data.envs.spec import EnvSpec
 from steca_data.executors import Executor
 from steca_data.executors.factory import make_executor
 from steca_data.recipe.model import Recipe
-from steca_data.stages.faults import Faults
 
 T = TypeVar("T")
 
@@ -101,6 +105,51 @@ class MissingInput(RuntimeError):
     """A stage asked for an output no earlier stage published (a wiring error in the stage list)."""
 
 
+class UndeclaredInput(RuntimeError):
+    """A stage read an output it does not declare in ``needs`` or ``may_read`` (a wiring error)."""
+
+
+class EnvResolution:
+    """An output that resolves the recipe's env section for the rest of the build (e.g. points it at data the
+    build generated): publishing it makes the context play ``env``."""
+
+    env: EnvSpec
+
+
+def publish_output(ctx: BuildContext, stage: Stage) -> None:
+    """Publish ``stage``'s output, checking it is of the types the stage declares in ``gives``."""
+    with ctx.reading_as(stage):
+        out = stage.output(ctx)
+    for value in out if isinstance(out, tuple) else (out,):
+        if value is None:
+            continue
+        if type(value) not in stage.gives:
+            raise UndeclaredInput(f"stage {stage.name} gives a {type(value).__name__} it does not declare in gives")
+        ctx.publish(value)
+        if isinstance(value, EnvResolution):
+            ctx.play_env(value.env)
+
+
+def check_wiring(stages: list[Stage]) -> None:
+    """Every output a stage needs is given by a stage before it: a wiring error is found when the stage list
+    is compiled, not deep into a build."""
+    given: set[type] = set()
+    for stage in stages:
+        missing = [kind.__name__ for kind in stage.needs if kind not in given]
+        if missing:
+            raise MissingInput(f"stage {stage.name} needs {', '.join(missing)}, which no stage before it gives")
+        given.update(stage.gives)
+
+
+@dataclass(frozen=True)
+class BuildHooks:
+    """Callbacks the build loop fires, for whoever runs the build (e.g. the fault injection of the resume
+    tests): stages and the context know nothing of what they do."""
+
+    unit_stored: Callable[[Callable[[], None]], None] | None = None  # (flush the cache) after each stored unit
+    environment_started: Callable[[], None] | None = None  # each time a fresh environment starts
+
+
 class BuildContext:
     """What stages share: the recipe, the cache, the reporter, published outputs and a lazy environment."""
 
@@ -111,7 +160,7 @@ class BuildContext:
         reporter: Reporter | None = None,
         retry_failed: bool = False,
         executor: Executor | None = None,
-        faults: Faults | None = None,
+        hooks: BuildHooks | None = None,
     ):
         self.recipe = recipe
         self.cache = cache
@@ -119,9 +168,12 @@ class BuildContext:
         # units recorded as failed by an earlier build are computed again, unless the recipe says not to
         self.retry_failed = retry_failed or recipe.failures.retry
         self._outputs: dict[type, object] = {}
-        self.faults = faults  # injected crashes (tests; a build reads them from its environment variables)
+        self._reader: Stage | None = None  # the stage running now: it reads only the outputs it declares
+        self.hooks = hooks or BuildHooks()
+        # the recipe's env section as this build plays it: an earlier stage may have generated its data
+        self.env: EnvSpec = recipe.env
         # where units run (placement, concurrency, the environment): one process unless the build says otherwise
-        self.executor = executor or make_executor(recipe, on_start=faults.environment_started if faults else None)
+        self.executor = executor or make_executor(recipe, on_start=self.hooks.environment_started)
 
     # ------------------------------------------------------------------------------------ stage outputs
     def publish(self, value: object) -> None:
@@ -129,12 +181,30 @@ class BuildContext:
         if value is not None:
             self._outputs[type(value)] = value
 
+    @contextmanager
+    def reading_as(self, stage: Stage) -> Iterator[BuildContext]:
+        """While ``stage`` plans or runs, it may read only the outputs it declares."""
+        outer, self._reader = self._reader, stage
+        try:
+            yield self
+        finally:
+            self._reader = outer
+
+    def _check_declared(self, kind: type) -> None:
+        reader = self._reader
+        if reader is not None and kind not in reader.needs and kind not in reader.may_read:
+            raise UndeclaredInput(
+                f"stage {reader.name} reads {kind.__name__} without declaring it in needs or may_read"
+            )
+
     def get(self, kind: type[T]) -> T:
+        self._check_declared(kind)
         if kind not in self._outputs:
             raise MissingInput(f"no stage published a {kind.__name__} before it was needed")
         return self._outputs[kind]  # type: ignore[return-value]
 
     def find(self, kind: type[T]) -> T | None:
+        self._check_declared(kind)
         return self._outputs.get(kind)  # type: ignore[return-value]
 
     def derive(self, kind: type[T], make: Callable[[BuildContext], T]) -> T:
@@ -145,18 +215,25 @@ class BuildContext:
 
     # -------------------------------------------------------------------------------------------- units
     def unit_done(self) -> None:
-        """Called after each unit is stored; fires the injected faults of ``stages.faults`` (tests)."""
-        if self.faults is not None:
-            self.faults.unit_stored(self.cache.flush)
+        """Called after each unit is stored (the hook may flush the cache first)."""
+        if self.hooks.unit_stored is not None:
+            self.hooks.unit_stored(self.cache.flush)
 
     # ------------------------------------------------------------------------------------- environment
     @property
     def env_version(self) -> str:
-        return env_version(self.recipe.env)
+        return env_version(self.env)
+
+    def play_env(self, env: EnvSpec) -> None:
+        """Play ``env`` from now on (the recipe's section resolved by an earlier stage, e.g. pointed at the
+        games it generated); the recipe itself is never changed."""
+        self.env = env
+        self.__dict__.pop("tasks", None)
+        self.executor.use_env(env)
 
     @cached_property
     def tasks(self) -> dict[str, list[Task]]:
-        return {name: list_tasks(self.recipe.env, name) for name in self.recipe.env.splits}
+        return {name: list_tasks(self.env, name) for name in self.env.splits}
 
     @property
     def backend(self) -> EnvBackend:
@@ -182,6 +259,12 @@ class Stage(ABC):
     # units listed from this stage's own stored results (first-deviation rollouts): the run loop makes passes
     # until one lists nothing new; a unit a pass already tried is not tried again in this build
     settles: ClassVar[bool] = False
+    # the wiring: outputs of earlier stages this one reads (the stage list is checked for a stage giving each),
+    # outputs it reads when some stage published them (e.g. the imported tasks), and what ``output`` gives
+    needs: ClassVar[tuple[type, ...]] = ()
+    may_read: ClassVar[tuple[type, ...]] = ()
+    gives: ClassVar[tuple[type, ...]] = ()
+    tables: ClassVar[tuple[Table, ...]] = ()  # the tables (and views) this stage's rows live in
     tried: frozenset[str] = frozenset()  # keys earlier passes of this build listed (settling stages)
 
     @abstractmethod
@@ -196,8 +279,9 @@ class Stage(ABC):
     def store(self, ctx: BuildContext, unit: Unit, result: Any) -> bool:
         """Write one result; return False when it was stored as a failed outcome (e.g. an unusable reply)."""
 
-    def output(self, ctx: BuildContext) -> object | None:
-        """What later stages need from this one (published by the executor after plan and run)."""
+    def output(self, ctx: BuildContext) -> object | tuple[object, ...] | None:
+        """What later stages need from this one, of the types in ``gives`` (one value or a tuple; published
+        by the builder after plan and run)."""
         return None
 
     def waiting_for(self, ctx: BuildContext) -> str | None:
@@ -219,6 +303,10 @@ class Stage(ABC):
 
     # -------------------------------------------------------------------------------------- the loop
     def plan(self, ctx: BuildContext) -> StagePlan:
+        with ctx.reading_as(self):
+            return self._plan(ctx)
+
+    def _plan(self, ctx: BuildContext) -> StagePlan:
         waiting = self.waiting_for(ctx)
         if waiting:
             return StagePlan(self.name, 0, 0, waiting)
@@ -232,7 +320,9 @@ class Stage(ABC):
 
     def run(self, ctx: BuildContext) -> StageResult:
         start, cpu = time.perf_counter(), cpu_times()
-        result = self._settle(ctx) if self.settles else self._run(ctx)
+        ctx.cache.create(self.tables)  # on any cache it is given, not only the builder's
+        with ctx.reading_as(self):
+            result = self._settle(ctx) if self.settles else self._run(ctx)
         result.seconds, result.stolen = time.perf_counter() - start, stolen_share(cpu, cpu_times())
         return result
 

@@ -10,12 +10,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from steca_data.cache.store import Table
 from steca_data.core.keys import unit_key
 from steca_data.core.schemas import Step, Task, Trajectory
 from steca_data.envs import EnvError
 from steca_data.envs.base import as_step
 from steca_data.stages.base import BuildContext, Emit, Stage, Unit
 from steca_data.writers.thoughts import TEMPLATE_VERSION, OpenAIThoughtWriter, template_thoughts
+
+GOLD_PATHS = Table(
+    "gold_paths",
+    """CREATE TABLE IF NOT EXISTS gold_paths (
+            key VARCHAR PRIMARY KEY, task_id VARCHAR, num_steps INTEGER, success BOOLEAN, data JSON,
+            created_at TIMESTAMP DEFAULT current_timestamp)""",
+    "Gold action sequences replayed in the environment (observations, scores), before thoughts.",
+)
+
 
 GOLD_VERSION = "1"
 EXPERT_VERSION = "1"
@@ -79,6 +89,7 @@ def won_replay(trajectory_id, source, task, instruction, first, steps, last, env
 class GoldStage(Stage):
     name = "gold"
     table = "gold_paths"
+    tables = (GOLD_PATHS,)
     label, unit_name = "gold paths", "tasks"
 
     def prepare(self, ctx: BuildContext) -> None:
@@ -102,6 +113,7 @@ class ExpertStage(Stage):
 
     name = "expert"
     table = "trajectories"
+    gives = (ExpertTrajectories,)
     label, unit_name = "expert thoughts", "trajectories"
 
     def _thought_config(self, ctx: BuildContext) -> dict:

@@ -4,9 +4,9 @@ Some environments need files before a task can be listed (e.g. a game tree) and 
 (``EnvPlugin.generated_data``). Then the build's first stage makes them: one unit, the whole generated folder,
 keyed by the generator's settings and the environment's version (same settings, same bytes), written to
 ``<build dir>/games/<key>.tmp`` and renamed when complete (a killed generation leaves nothing that looks done),
-and recorded in the ``artifacts`` table. Its output points the recipe's ``env`` section at the folder, so
-every later stage lists tasks and plays games from it; until it exists, the environment lists no tasks
-(``plan`` computes nothing).
+and recorded in the ``artifacts`` table. Its output is the recipe's ``env`` section resolved to the folder
+(a copy; the recipe is never changed), which the build plays from then on, so every later stage lists tasks
+and plays games from it; until it exists, the environment lists no tasks (``plan`` computes nothing).
 """
 
 from __future__ import annotations
@@ -19,17 +19,20 @@ from pathlib import Path
 from steca_data.core.keys import unit_key
 from steca_data.envs.plugin import GeneratedData
 from steca_data.envs.registry import plugin
-from steca_data.stages.base import BuildContext, Emit, Stage, Unit
+from steca_data.envs.spec import EnvSpec
+from steca_data.stages.base import BuildContext, Emit, EnvResolution, Stage, Unit
 
 GAMES_VERSION = "1"
 
 
 @dataclass(frozen=True)
-class GeneratedGames:
-    """The folder the environment's generated data lives in (published once it exists)."""
+class GeneratedGames(EnvResolution):
+    """The folder the environment's generated data lives in (published once it exists), and the ``env``
+    section that reads from it."""
 
     path: Path
     record: dict
+    env: EnvSpec
 
 
 def generated_data(ctx: BuildContext) -> GeneratedData | None:
@@ -51,6 +54,7 @@ class GamesStage(Stage):
     name = "games"
     table = "artifacts"
     label, unit_name = "generate games", "game sets"
+    gives = (GeneratedGames,)
     records_failures = False  # without its games the build cannot list a task: stop with the cause
 
     def units(self, ctx: BuildContext) -> list[Unit]:
@@ -89,5 +93,4 @@ class GamesStage(Stage):
         if record is None:
             return None
         path = Path(record["path"])
-        data.use(path)
-        return GeneratedGames(path, record)
+        return GeneratedGames(path, record, data.use(path))

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from rich.markup import escape
 
+from steca_data.cache.store import Table
 from steca_data.core.errors import RecipeError
 from steca_data.core.keys import unit_key
 from steca_data.core.schemas import Task, Trajectory
@@ -36,6 +37,15 @@ from steca_data.importers.sharegpt import Imported, ImportFile, import_file
 from steca_data.recipe.model import Recipe
 from steca_data.stages.base import BuildContext, Emit, Stage, StageResult, Unit
 from steca_data.stages.experts import ExpertTrajectories, won_replay
+
+IMPORT_ERRORS = Table(
+    "import_errors",
+    """CREATE TABLE IF NOT EXISTS import_errors (
+            source VARCHAR, record_index INTEGER, record_id VARCHAR, error VARCHAR,
+            PRIMARY KEY (source, record_index))""",
+    "Malformed records of imported expert files, by index; they are skipped, never dropped silently.",
+)
+
 
 IMPORT_VERSION = "1"
 REPLAY_VERSION = "1"
@@ -113,7 +123,7 @@ def _sort(ctx: BuildContext) -> ImportPlan:
     seen: dict[tuple, int] = {}
     for item in parsed.good:
         try:
-            task = env_plugin.task_for_record(recipe.env, item.ref) if item.ref else None
+            task = env_plugin.task_for_record(ctx.env, item.ref) if item.ref else None
         except Exception as exc:  # noqa: BLE001 - a record naming a missing game is one skipped record
             errors.append((item.index, _ref_id(item), safe_text(str(exc))))
             continue
@@ -171,6 +181,8 @@ class ImportStage(Stage):
     name = "import"
     table = "trajectories"
     label, unit_name = "import", "records"
+    gives = (ExpertTrajectories, ImportedTasks)
+    tables = (IMPORT_ERRORS,)
     _rejected = 0  # replays rejected in this run (counted as skipped records, not as computed units)
 
     def _plan(self, ctx: BuildContext) -> ImportPlan:
@@ -268,7 +280,7 @@ class ImportStage(Stage):
             ctx.cache.put_trajectory(unit.key, result)
         return True
 
-    def output(self, ctx: BuildContext) -> ExpertTrajectories:
+    def output(self, ctx: BuildContext) -> tuple[ExpertTrajectories, ImportedTasks]:
         # what the engine walks: the train tasks the records name (published beside the trajectories)
-        ctx.publish(ImportedTasks(tuple(task for _, task in self._plan(ctx).replays if task.split == "train")))
-        return ExpertTrajectories.present(ctx, self.units(ctx))
+        walked = ImportedTasks(tuple(task for _, task in self._plan(ctx).replays if task.split == "train"))
+        return ExpertTrajectories.present(ctx, self.units(ctx)), walked

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from steca_data.cache.store import Table
 from steca_data.core.keys import seed_of
 from steca_data.core.schemas import Trajectory
 from steca_data.episodes.runner import EpisodeStart
@@ -9,10 +10,20 @@ from steca_data.stages.base import BuildContext, Emit, Unit
 from steca_data.stages.play import play_units
 from steca_data.stages.walks import EngineStage, engine_of
 
+PROPOSALS = Table(
+    "proposals",
+    """CREATE TABLE IF NOT EXISTS proposals (
+            key VARCHAR PRIMARY KEY, task_id VARCHAR, step INTEGER, expert_action VARCHAR, thought VARCHAR,
+            action VARCHAR, observation VARCHAR, valid BOOLEAN, unparsable BOOLEAN, policy_id VARCHAR,
+            created_at TIMESTAMP DEFAULT current_timestamp)""",
+    "The base agent's own action at each expert position t, from the expert prefix e_{1:t-1}.",
+)
+
 
 class ProposalStage(EngineStage):
     name = "proposals"
     table = "proposals"
+    tables = (PROPOSALS,)
     unit_name = "prefixes"
 
     def units(self, ctx: BuildContext) -> list[Unit]:

@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
+from steca_data.cache.store import Table
 from steca_data.stages.agent import AgentHandle
 from steca_data.stages.base import BuildContext, Emit, Stage, Unit
-from steca_data.stages.walks import FirstDeviation, engine_of
+from steca_data.stages.walks import DEVIATIONS, ENGINE_MAY_READ, ENGINE_NEEDS, FirstDeviation, engine_of
 from steca_data.writers.reflection import ReflectionOutcome, ReflectionRequest
+
+REFLECTIONS = Table(
+    "reflections",
+    """CREATE TABLE IF NOT EXISTS reflections (
+            key VARCHAR PRIMARY KEY, task_id VARCHAR, step INTEGER, backend VARCHAR, model VARCHAR,
+            prompt VARCHAR, raw_response VARCHAR, thought VARCHAR, status VARCHAR, attempts INTEGER,
+            created_at TIMESTAMP DEFAULT current_timestamp)""",
+    "Reflective thoughts for first deviations, with prompt and raw response; status ok or failed.",
+)
+
+CALIBRATIONS = Table(
+    "calibrations",
+    """CREATE OR REPLACE VIEW calibrations AS
+           SELECT d.*, r.thought AS reflection, r.status AS reflection_status, r.backend AS reflection_backend
+           FROM deviations d LEFT JOIN reflections r ON r.task_id = d.task_id AND r.step = d.step
+           WHERE d.first""",
+    "First deviations with their reflections: what Dc is built from.",
+    view=True,
+)
 
 
 def make_reflector(ctx: BuildContext):
@@ -39,6 +59,8 @@ def reflection_request(first: FirstDeviation) -> ReflectionRequest:
 class ReflectionStage(Stage):
     name = "reflections"
     table = "reflections"
+    needs, may_read = ENGINE_NEEDS, ENGINE_MAY_READ
+    tables = (REFLECTIONS, DEVIATIONS, CALIBRATIONS)
 
     def waiting_for(self, ctx: BuildContext) -> str | None:
         return "after the warm-up" if ctx.find(AgentHandle) is None else None

@@ -14,17 +14,62 @@ from __future__ import annotations
 import json
 from collections import Counter
 
+from steca_data.cache.store import Table
 from steca_data.core.keys import prefix_key, seed_of
 from steca_data.core.schemas import Trajectory
 from steca_data.episodes.runner import EpisodeStart
 from steca_data.stages.base import BuildContext, Emit, Unit
 from steca_data.stages.play import play_units
-from steca_data.stages.walks import EngineStage, ScoredPrefix, engine_of
+from steca_data.stages.walks import DEVIATIONS, EngineStage, ScoredPrefix, engine_of
+
+SCORED_PREFIXES = Table(
+    "scored_prefixes",
+    """CREATE TABLE IF NOT EXISTS scored_prefixes (
+            key VARCHAR PRIMARY KEY, prefix_key VARCHAR, task_id VARCHAR, kind VARCHAR, step INTEGER,
+            prefix_len INTEGER, action VARCHAR, thought VARCHAR, policy_id VARCHAR, samples INTEGER)""",
+    "Each (prefix, policy, sampling) whose Monte Carlo value is estimated; kind expert (step = prefix "
+    "length k, 0 = start state) or proposal (step = position t of the agent's action).",
+)
+
+ROLLOUTS = Table(
+    "rollouts",
+    """CREATE TABLE IF NOT EXISTS rollouts (
+            key VARCHAR PRIMARY KEY, score_key VARCHAR, task_id VARCHAR, kind VARCHAR, step INTEGER,
+            sample_index INTEGER, seed BIGINT, policy_id VARCHAR, prefix_len INTEGER, num_steps INTEGER,
+            outcome_reward DOUBLE, success BOOLEAN, actions JSON, data JSON,
+            created_at TIMESTAMP DEFAULT current_timestamp)""",
+    "One Monte Carlo continuation (stored the moment it ends); `actions` are those after the prefix.",
+)
+
+STEP_REWARDS = Table(
+    "step_rewards",
+    """CREATE OR REPLACE VIEW step_rewards AS
+           SELECT p.task_id, p.kind, p.step, p.prefix_len, p.action, p.policy_id, count(r.key) AS n,
+                  coalesce(sum(r.success::INTEGER), 0) AS successes, avg(r.outcome_reward) AS reward,
+                  p.key AS score_key
+           FROM scored_prefixes p LEFT JOIN rollouts r ON r.score_key = p.key
+           GROUP BY ALL""",
+    "Monte Carlo step reward per scored prefix: n rollouts, successes, mean outcome.",
+    view=True,
+)
+
+EXPERT_STEP_REWARDS = Table(
+    "expert_step_rewards",
+    """CREATE OR REPLACE VIEW expert_step_rewards AS
+           SELECT s.*, t.num_steps - s.step AS steps_remaining
+           FROM step_rewards s
+           JOIN (SELECT task_id, max(step) AS num_steps FROM scored_prefixes WHERE kind = 'expert'
+                 GROUP BY task_id) t USING (task_id)
+           WHERE s.kind = 'expert'""",
+    "Step rewards of expert prefixes with steps remaining to completion (the paper's Figure 3).",
+    view=True,
+)
 
 
 class RolloutStage(EngineStage):
     name = "rollouts"
     table = "rollouts"
+    tables = (SCORED_PREFIXES, ROLLOUTS, DEVIATIONS, STEP_REWARDS, EXPERT_STEP_REWARDS)
     unit_name = "rollouts"
     settles = True  # first_deviation: what a task needs next depends on the values stored so far
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
+from steca_data.cache.store import Table
 from steca_data.core.calibration import Verdict, judge_proposals, positions_to_score
 from steca_data.core.keys import prefix_key, unit_key
 from steca_data.core.schemas import Step, Task, Trajectory
@@ -21,6 +22,16 @@ from steca_data.stages.agent import AgentHandle
 from steca_data.stages.base import BuildContext, Stage
 from steca_data.stages.experts import ExpertTrajectories
 from steca_data.stages.imports import ImportedTasks
+
+DEVIATIONS = Table(
+    "deviations",
+    """CREATE TABLE IF NOT EXISTS deviations (
+            task_id VARCHAR, step INTEGER, expert_action VARCHAR, proposed_thought VARCHAR,
+            proposed_action VARCHAR, reward_proposal DOUBLE, reward_expert_prev DOUBLE, delta DOUBLE,
+            deviated BOOLEAN, first BOOLEAN, policy_id VARCHAR, PRIMARY KEY (task_id, step))""",
+    "Verdicts of the last build (derived, cheap): one row per judged proposal under the recipe's delta.",
+)
+
 
 PROPOSAL_VERSION = "1"
 ROLLOUT_VERSION = "1"
@@ -273,8 +284,16 @@ def engine_waiting(ctx: BuildContext) -> str | None:
     return None
 
 
+# what the engine view is derived from: the experts, the base agent (once warmed up), the imported walks
+ENGINE_NEEDS: tuple[type, ...] = (ExpertTrajectories, AgentHandle)
+ENGINE_MAY_READ: tuple[type, ...] = (ImportedTasks,)
+
+
 class EngineStage(Stage):
     """A stage whose units are keyed by the engine (walks and the base agent): listed once both exist."""
+
+    needs = ENGINE_NEEDS
+    may_read = ENGINE_MAY_READ
 
     def waiting_for(self, ctx: BuildContext) -> str | None:
         return engine_waiting(ctx)

@@ -241,5 +241,5 @@ def test_a_named_tree_wins_over_generation(games, monkeypatch):
     assert alfworld.generated_data(spec) is None and spec.game_root() == games
     monkeypatch.delenv("ALFWORLD_DATA")
     every = AlfworldSpec(splits={"train": {"fold": "train", "count": 6}})
-    every.use_generated(games)  # what the games stage does once the tree exists
+    every = every.with_generated(games)  # what the games stage resolves once the tree exists
     assert alfworld.tasks(every, "train") == _backend(games).tasks("train")

@@ -76,8 +76,10 @@ def test_plan_on_a_fresh_clone_computes_nothing_and_lists_the_games_stage(tmp_pa
 def test_the_games_stage_writes_what_alfworld_generate_writes_and_the_build_plays_them(tmp_path):
     recipe = load_recipe(_recipe(tmp_path / "a"))
     assert [s.name for s in compile_stages(recipe)] == ["games", "gold", "expert"]
+    before = recipe.model_dump_json()
     summary = Builder(recipe, Reporter(quiet=True)).build()
     assert summary.output.counts == {"expert": 2}
+    assert recipe.model_dump_json() == before and recipe.env.game_root() is None, "no stage changes the recipe"
 
     con = duckdb.connect(str(recipe.cache_path), read_only=True)
     (path, kind), *more = con.execute("select path, kind from artifacts").fetchall()

@@ -119,7 +119,7 @@ class AlfworldPlugin(EnvPlugin):
             f"{settings['size']} games, seed {settings['seed']}"
         )
         return GeneratedData(
-            settings, description, lambda out, workers: write_generated(out, settings, workers), spec.use_generated
+            settings, description, lambda out, workers: write_generated(out, settings, workers), spec.with_generated
         )
 
     def register_cli(self, app: typer.Typer) -> None:

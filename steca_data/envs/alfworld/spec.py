@@ -2,7 +2,7 @@
 
 Where the games come from, first match wins: ``env.data_dir`` (a generated or official tree), else
 ``$ALFWORLD_DATA``, else the games the build generates itself (``env.generate``; the ``games`` stage writes
-them under the build directory and calls ``use_generated``).
+them under the build directory and plays ``with_generated``).
 """
 
 from __future__ import annotations
@@ -88,9 +88,12 @@ class AlfworldSpec(EnvSpec):
             return Path(named).expanduser()
         return Path(self._generated_root) if self._generated_root else None
 
-    def use_generated(self, root: Path) -> None:
-        """Read the games from ``root``, which the build generated (a named tree still wins)."""
-        self._generated_root = str(root)
+    def with_generated(self, root: Path) -> AlfworldSpec:
+        """This section reading its games from ``root``, which the build generated (a named tree still wins);
+        a copy: the recipe's own section is never changed."""
+        resolved = self.model_copy()
+        resolved._generated_root = str(root)
+        return resolved
 
     def task_types(self) -> tuple[str, ...]:
         """``env.game`` as the generator's list of task types, in the order written ('all': every type)."""
