@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from steca_data.core.failures import TransientError, describe, is_transient
+from steca_data.envs.base import SessionPool
 from steca_data.envs.registry import make_backend
 from steca_data.executors.base import PlayJob
 from steca_data.executors.local import play_here
@@ -101,6 +102,16 @@ class EpisodeWorker:
         play_here(self._env(), self.sessions, replace(job, source=None), policy, starts,
                   results.__setitem__, None, self.max_active, "continuous")  # fmt: skip
         return [(indices[i], portable(value)) for i, value in sorted(results.items())]
+
+    def map_sessions(self, fn, indices: list[int], items: list) -> list[tuple[int, Any]]:
+        """``fn(backend, session, item)`` for one shard of items on this worker's sessions; returns
+        ``(index, result or exception)`` for every item."""
+        backend = self._env()
+        results: dict[int, Any] = {}
+        with SessionPool(backend, self.sessions) as pool:
+            for k, outcome in pool.imap_unordered(lambda session, k: fn(backend, session, items[k]), range(len(items))):
+                results[indices[k]] = portable(outcome)
+        return sorted(results.items())
 
     def restart(self) -> None:
         """Drop the environment (the build retries failed units in a fresh one)."""

@@ -87,6 +87,7 @@ class RayExecutor(LocalExecutor):
         self.delivered = 0  # results stored by this executor (tests watch it to strike mid-build)
         self.lost_shards = 0  # shards whose worker or node died under them (or hung)
         self.replaced = 0  # workers started in place of dead ones
+        self.replayed = 0  # replays (gold, imported) the workers ran
         self.nodes: set[str] = set()  # nodes workers ran on
 
     # ------------------------------------------------------------------------------------ the cluster
@@ -165,6 +166,15 @@ class RayExecutor(LocalExecutor):
         self._start_workers(ray)
         ShardRun(self, ray, replace(job, source=source), list(starts), on_result, follow_up).run()
 
+    def map_sessions(self, fn, items: list, on_result: OnResult) -> None:
+        """Environment work that asks no policy (gold and imported replays) runs on the episode workers too,
+        beside their simulators; results come back here, to the only writer of the cache."""
+        if not items:
+            return
+        ray = self.connect()
+        self._start_workers(ray)
+        SessionRun(self, ray, fn, list(items), on_result).run()
+
     def notes(self) -> list[str]:
         if not self.nodes:
             return []
@@ -235,10 +245,10 @@ class ShardRun:
     def _next_shard(self) -> list[int]:
         """Consecutive pending starts of one task (units are listed task by task), up to the shard size."""
         first = self.pending.popleft()
-        task = self.starts[first].task.task_id
+        task = self._task_of(first)
         shard = [first]
         while self.pending and len(shard) < self.ex.spec.shard_size:
-            if self.starts[self.pending[0]].task.task_id != task:
+            if self._task_of(self.pending[0]) != task:
                 break
             shard.append(self.pending.popleft())
         return shard
@@ -262,14 +272,20 @@ class ShardRun:
                 return
             worker = min(free, key=lambda w: w.shards)
             indices = self._next_shard()
-            engine = self.route(self.starts[indices[0]].task.task_id)
+            engine = self.route(self._task_of(indices[0]))
             job = self.job
             if engine is not None:
                 self.engine_load[engine] += 1
                 job = replace(job, source=replace(job.source, engine=self.ex.engines[engine]))
-            ref = worker.handle.play.remote(job, indices, [self.starts[i] for i in indices])
+            ref = self._send(worker, job, indices)
             worker.shards += 1
             self.inflight[ref] = Shard(worker, indices, engine)
+
+    def _task_of(self, i: int) -> str:
+        return self.starts[i].task.task_id
+
+    def _send(self, worker: Worker, job: PlayJob, indices: list[int]):
+        return worker.handle.play.remote(job, indices, [self.starts[i] for i in indices])
 
     # ------------------------------------------------------------------------------------- results
     def _placed(self, worker: Worker) -> None:
@@ -346,3 +362,23 @@ class ShardRun:
                 f"no Ray episode worker could be placed for {self.ex.spec.placement_timeout_s:.0f} s (executor."
                 "placement_timeout_s): the cluster has no free CPUs; lower executor.worker_cpus or add nodes"
             )
+
+
+class SessionRun(ShardRun):
+    """One ``map_sessions`` call on the cluster (gold replays, imported replays): the same queue, retries and
+    guards as episodes, each shard run on a worker's own simulator sessions; no engine is involved."""
+
+    def __init__(self, executor: RayExecutor, ray, fn, items: list, on_result):
+        super().__init__(executor, ray, None, items, lambda i, value: on_result(items[i], value), None)
+        self.fn = fn
+        self.engine_load = []  # no routing: a replay asks no policy
+
+    def _task_of(self, i: int) -> str:
+        return getattr(self.starts[i], "task_id", str(i))
+
+    def _send(self, worker: Worker, job, indices: list[int]):
+        return worker.handle.map_sessions.remote(self.fn, indices, [self.starts[i] for i in indices])
+
+    def _deliver(self, i: int, value) -> None:
+        self.ex.replayed += i not in self.done
+        super()._deliver(i, value)

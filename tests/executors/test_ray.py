@@ -84,6 +84,7 @@ def test_ray_build_on_two_nodes_is_byte_identical_to_local(ray_cluster, local, t
     assert files == local
     assert len(ex.nodes) == 2, "the four workers were spread over both nodes"
     assert ex.lost_shards == 0
+    assert ex.replayed >= SECTIONS["train"], "gold replays ran on the workers, beside their simulators"
 
 
 def test_a_sigkilled_worker_loses_nothing(ray_cluster, local, tmp_path):
