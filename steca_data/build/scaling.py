@@ -88,9 +88,10 @@ def env_costs(backend, tasks, max_steps: int, seed: int) -> tuple[float, float]:
 def driver_rows_per_s(trajectories, rows: int = 400) -> float:
     """Rollout-sized rows stored one at a time (as the rollout stage stores them) into a scratch cache."""
     from steca_data.cache.store import Cache
+    from steca_data.stages.rollouts import ROLLOUTS
 
     data = [t.model_dump_json() for t in trajectories] or ["{}"]
-    with tempfile.TemporaryDirectory() as tmp, Cache(Path(tmp) / "bench.duckdb") as cache:
+    with tempfile.TemporaryDirectory() as tmp, Cache(Path(tmp) / "bench.duckdb", tables=(ROLLOUTS,)) as cache:
         start = time.perf_counter()
         for i in range(rows):
             cache.put_rows("rollouts", [{"key": f"k{i}", "score_key": "s", "task_id": "t", "kind": "expert",
