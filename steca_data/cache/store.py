@@ -105,8 +105,19 @@ TABLES: dict[str, tuple[str, str]] = {
         """CREATE TABLE IF NOT EXISTS deviations (
             task_id VARCHAR, step INTEGER, expert_action VARCHAR, proposed_thought VARCHAR,
             proposed_action VARCHAR, reward_proposal DOUBLE, reward_expert_prev DOUBLE, delta DOUBLE,
-            deviated BOOLEAN, first BOOLEAN, policy_id VARCHAR, PRIMARY KEY (task_id, step))""",
-        "Verdicts of the last build (derived, cheap): one row per judged proposal under the recipe's delta.",
+            deviated BOOLEAN, first BOOLEAN, policy_id VARCHAR, expert_score_key VARCHAR,
+            proposal_score_key VARCHAR, PRIMARY KEY (task_id, step))""",
+        "Verdicts of the last build (derived, cheap): one row per judged proposal under the recipe's delta, with "
+        "the score keys of the two values compared (V[t-1] and the proposal's; join `rollouts.score_key`).",
+    ),
+    "plan_labels": (
+        """CREATE TABLE IF NOT EXISTS plan_labels (
+            key VARCHAR PRIMARY KEY, task_id VARCHAR, step INTEGER, expert_action VARCHAR, action VARCHAR,
+            h_before INTEGER, h_after INTEGER, label VARCHAR, h_after_expert INTEGER, expert_label VARCHAR,
+            planner VARCHAR, created_at TIMESTAMP DEFAULT current_timestamp)""",
+        "Ground truth per proposal (`labels.planner`): the planner's remaining plan length h before the "
+        "position t and after the proposed action and after the expert's, each labelled progress, detour or "
+        "dead_end (h NULL: no plan).",
     ),
     "import_errors": (
         """CREATE TABLE IF NOT EXISTS import_errors (
@@ -115,6 +126,10 @@ TABLES: dict[str, tuple[str, str]] = {
         "Malformed records of imported expert files, by index; they are skipped, never dropped silently.",
     ),
 }
+
+
+# columns added to a table after caches with it existed (derived tables only: their rows are rewritten)
+ADDED_COLUMNS = [("deviations", "expert_score_key VARCHAR"), ("deviations", "proposal_score_key VARCHAR")]
 
 
 # name -> (SQL, one-line documentation); created after the tables
@@ -136,6 +151,14 @@ VIEWS: dict[str, tuple[str, str]] = {
                  GROUP BY task_id) t USING (task_id)
            WHERE s.kind = 'expert'""",
         "Step rewards of expert prefixes with steps remaining to completion (the paper's Figure 3).",
+    ),
+    "labelled_deviations": (
+        """CREATE OR REPLACE VIEW labelled_deviations AS
+           SELECT d.*, l.h_before, l.h_after, l.label, l.h_after_expert, l.expert_label
+           FROM deviations d JOIN plan_labels l
+             ON l.task_id = d.task_id AND l.step = d.step AND l.action = d.proposed_action
+            AND l.expert_action = d.expert_action""",
+        "The last build's verdicts with their ground-truth labels (builds with `labels.planner: true`).",
     ),
     "calibrations": (
         """CREATE OR REPLACE VIEW calibrations AS
@@ -178,6 +201,8 @@ class Cache:
             try:
                 for ddl, _ in TABLES.values():
                     self.con.execute(ddl)
+                for table, column in ADDED_COLUMNS:  # caches written before the column existed
+                    self.con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column}")
                 for ddl, _ in VIEWS.values():
                     self.con.execute(ddl)
                 self.set_meta("cache_format", CACHE_FORMAT)
