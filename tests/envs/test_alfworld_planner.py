@@ -28,7 +28,8 @@ def _backend(root: Path):
     from steca_data.envs.alfworld import AlfworldBackend
     from steca_data.envs.alfworld.spec import AlfworldSpec
 
-    return AlfworldBackend(AlfworldSpec(game="all", data_dir=str(root), splits={"train": {"fold": "train", "count": 6}}))
+    splits = {"train": {"fold": "train", "count": 6}}
+    return AlfworldBackend(AlfworldSpec(game="all", data_dir=str(root), splits=splits))
 
 
 def _walk(backend, session, task):
@@ -139,8 +140,8 @@ def test_report_scores_the_rule_against_the_labels_of_a_real_build(games, tmp_pa
     from steca_data.build.report import write_report
     from steca_data.core.progress import Reporter
 
-    overrides = [f"env.data_dir={games}", "env.splits.train.count=3", "rollouts.tasks=3", "rollouts.n=3",
-                 "rollouts.max_steps=20", f"output.dir={tmp_path / 'build'}"]  # fmt: skip
+    overrides = [f"env.data_dir={games}", "env.splits.train.count=2", "rollouts.tasks=2", "rollouts.n=3",
+                 "rollouts.max_steps=15", f"output.dir={tmp_path / 'build'}"]  # fmt: skip
     recipe = load_recipe(REPO / "recipes" / "alfworld-groundtruth.yaml", overrides)
     Builder(recipe, Reporter(quiet=True)).build()
     detector = write_report(recipe.build_dir)["detector"]
