@@ -6,9 +6,9 @@ fields. None of them shapes the expert data, so they are left out of the recipe'
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, model_serializer, model_validator
 
 from steca_data.core.section import Section
 
@@ -62,6 +62,12 @@ class PolicySpec(_Section):
     epsilon: float | None = Field(
         None, ge=0.0, le=1.0, description="eps_expert: chance of a uniformly random admissible action per step."
     )
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler) -> dict[str, Any]:
+        """``epsilon`` stays out of the dump when unset: recipes of other backends keep their fingerprint."""
+        data = handler(self)
+        return {k: v for k, v in data.items() if k != "epsilon" or v is not None}
 
     @model_validator(mode="after")
     def _needs_endpoint(self) -> PolicySpec:
