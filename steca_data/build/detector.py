@@ -108,8 +108,11 @@ def detector_summary(judged: list[Judged], delta: float) -> dict:
     by_n = [quality(judged, n, delta).as_dict() for n in range(1, full + 1)]
     deltas = sorted({*DELTAS, delta})
     by_delta = [quality(judged, full, d).as_dict() for d in deltas] if full else []
-    labels = {"bad": sum(j.bad for j in judged), "judged": len(judged)}
-    return {"delta": delta, "n_max": full, "by_n": by_n, "by_delta": by_delta, **labels}
+    bad = sum(j.bad for j in judged)
+    # the floor a rule must beat: flagging every judged proposal (precision = the share of bad ones, recall 1)
+    flag_all = round(2 * bad / (bad + len(judged)), 4) if judged else None
+    return {"delta": delta, "n_max": full, "by_n": by_n, "by_delta": by_delta, "bad": bad, "judged": len(judged),
+            "flag_all_f1": flag_all}  # fmt: skip
 
 
 def plot_detector(plt, summary: dict, path) -> None:
@@ -126,6 +129,9 @@ def plot_detector(plt, summary: dict, path) -> None:
     left.set_title(f"delta = {summary['delta']:g}")
     right.set_xlabel("delta")
     right.set_title(f"n = {summary['n_max']}")
+    for ax in (left, right):
+        if summary["flag_all_f1"] is not None:
+            ax.axhline(summary["flag_all_f1"], color="grey", linestyle=":", label="F1 of flagging all")
     left.legend()
     fig.suptitle(f"Deviation rule vs ground truth: {summary['judged']} judged proposals, {summary['bad']} bad")
     fig.tight_layout()

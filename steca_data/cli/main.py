@@ -344,7 +344,7 @@ def _print_detector(detector: dict) -> None:
     out.print(
         Text(
             f"deviation rule vs planner labels: {detector['judged']} judged proposals, {detector['bad']} detour or "
-            f"dead end; precision / recall / F1"
+            f"dead end (flagging all of them: F1 {fmt(detector['flag_all_f1'])}); precision / recall / F1"
         )
     )
     for row in detector["by_n"]:

@@ -22,6 +22,7 @@ def test_first_n_rollouts_decide_and_counts_add_up():
     summary = detector_summary(judged, 0.0)
     assert summary["n_max"] == 2 and [r["n"] for r in summary["by_n"]] == [1, 2]
     assert {r["delta"] for r in summary["by_delta"]} >= {-0.5, 0.0, 0.5} and summary["bad"] == 2
+    assert summary["flag_all_f1"] == round(quality(judged, 1, 1.5).f1, 4) == 0.6667  # delta 1.5 flags all
 
 
 def test_no_flags_no_precision():
