@@ -25,6 +25,7 @@ Distance = Callable[[str, str], float]
 def deviation_rows(engine: Engine) -> list[dict]:
     """The verdicts of this build, for the derived ``deviations`` table."""
     delta = engine.recipe.deviation.delta
+    keys = {(p.walk.task.task_id, p.kind, p.step): p.key for p in engine.scored_prefixes()}
     return [
         {
             "task_id": task_id,
@@ -38,6 +39,11 @@ def deviation_rows(engine: Engine) -> list[dict]:
             "deviated": v.deviated,
             "first": v.first,
             "policy_id": engine.policy_id,
+            "expert_score_key": keys.get((task_id, "expert", v.step - 1)),
+            # a proposal equal to the expert's action is valued by the expert prefix it makes
+            "proposal_score_key": keys.get((task_id, "proposal", v.step))
+            if v.proposed_action.strip() != v.expert_action.strip()
+            else keys.get((task_id, "expert", v.step)),
         }
         for task_id, verdicts in engine.verdicts().items()
         for v in verdicts

@@ -30,6 +30,7 @@ from steca_data.stages.base import BuildContext, BuildHooks, Stage, StagePlan, S
 from steca_data.stages.experts import ExpertStage, ExpertTrajectories, GoldStage
 from steca_data.stages.games import GamesStage
 from steca_data.stages.imports import ImportStage, check_import_source
+from steca_data.stages.labels import PlanLabelStage
 from steca_data.stages.proposals import ProposalStage
 from steca_data.stages.reflections import ReflectionStage
 from steca_data.stages.rollouts import RolloutStage
@@ -86,6 +87,8 @@ def compile_stages(recipe: Recipe) -> list[Stage]:
         stages += [GoldStage(), ExpertStage()]
     if recipe.uses_engine:
         stages += [BaseAgentStage(), ProposalStage(), RolloutStage()]
+        if recipe.labels.planner:
+            stages.append(PlanLabelStage())
         if "dc" in recipe.datasets:
             stages.append(ReflectionStage())
     check_wiring(stages)

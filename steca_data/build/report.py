@@ -4,6 +4,8 @@
                                 it should rise toward completion)
 - deviation_positions.png       where first deviations happen (absolute step and relative position)
 - dataset_sizes.png             rows per built dataset
+- detector_quality.png          precision / recall / F1 of the deviation rule against the planner's labels, by
+                                rollouts n and by delta (builds with ``labels.planner: true``; ``build.detector``)
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import duckdb
 
+from steca_data.build.detector import detector_summary, load_judged, plot_detector
 from steca_data.core.damage import reading
 from steca_data.core.outputs import mark
 
@@ -72,6 +75,7 @@ def write_report(build_dir: Path, out_dir: Path | None = None) -> dict:
             "FROM scored_prefixes WHERE kind = 'expert' GROUP BY 1) s USING (task_id) WHERE d.first"
         ).fetchall()
         judged = con.execute("SELECT count(DISTINCT task_id) FROM deviations").fetchone()[0]
+        labelled, delta = load_judged(con)
     finally:
         con.close()
 
@@ -113,5 +117,9 @@ def write_report(build_dir: Path, out_dir: Path | None = None) -> dict:
     plt.close(fig)
     summary["plots"].append("dataset_sizes.png")
     summary["dataset_sizes"] = sizes
+    if delta is not None:
+        summary["detector"] = detector_summary(labelled, delta)
+        plot_detector(plt, summary["detector"], out_dir / "detector_quality.png")
+        summary["plots"].append("detector_quality.png")
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary

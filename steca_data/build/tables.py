@@ -12,12 +12,13 @@ from steca_data.stages.agent import BaseAgentStage
 from steca_data.stages.experts import ExpertStage, GoldStage
 from steca_data.stages.games import GamesStage
 from steca_data.stages.imports import ImportStage
+from steca_data.stages.labels import PlanLabelStage
 from steca_data.stages.proposals import ProposalStage
 from steca_data.stages.reflections import ReflectionStage
 from steca_data.stages.rollouts import RolloutStage
 
 BUILD_STAGES = (GamesStage, ImportStage, GoldStage, ExpertStage, BaseAgentStage, ProposalStage, RolloutStage,
-                ReflectionStage)  # fmt: skip
+                PlanLabelStage, ReflectionStage)  # fmt: skip
 
 
 def all_tables() -> list[Table]:

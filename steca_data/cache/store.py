@@ -37,6 +37,8 @@ class Table:
     ddl: str
     doc: str
     view: bool = False
+    # columns added after caches with the table existed ("name TYPE"); added on open, NULL in old rows
+    added_columns: tuple[str, ...] = ()
 
 
 # the cache's own tables: build metadata, the tasks, every episode and its steps, failed units, file artifacts
@@ -135,6 +137,8 @@ class Cache:
         tables = list(tables)
         for table in [t for t in tables if not t.view] + [t for t in tables if t.view]:
             self.con.execute(table.ddl)
+            for column in table.added_columns:
+                self.con.execute(f"ALTER TABLE {table.name} ADD COLUMN IF NOT EXISTS {column}")
 
     # ------------------------------------------------------------------------------------------ writing
     def _add(self, table: str, rows: list[dict]) -> None:

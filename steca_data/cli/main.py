@@ -302,7 +302,8 @@ def report(
     build_dir: Path = typer.Argument(..., help="A build directory (holding cache.duckdb)."),
     out_dir: Path | None = typer.Option(None, "--out", help="Folder for the plots (default <build>/report)."),
 ) -> None:
-    """Plot step rewards vs steps remaining, deviation positions and dataset sizes."""
+    """Plot step rewards vs steps remaining, deviation positions, dataset sizes and (with planner labels) the
+    deviation rule's precision / recall / F1."""
     from steca_data.build.report import write_report
     from steca_data.core.outputs import check_output_dir
 
@@ -330,6 +331,28 @@ def report(
             f"datasets: {summary['dataset_sizes']}"
         )
     )
+    if "detector" in summary:
+        _print_detector(summary["detector"])
+
+
+def _print_detector(detector: dict) -> None:
+    """The deviation rule against the planner's labels: one line per rollouts n, then the delta sweep."""
+
+    def fmt(x: float | None) -> str:
+        return "  -  " if x is None else f"{x:.3f}"
+
+    out.print(
+        Text(
+            f"deviation rule vs planner labels: {detector['judged']} judged proposals, {detector['bad']} detour or "
+            f"dead end (flagging all of them: F1 {fmt(detector['flag_all_f1'])}); precision / recall / F1"
+        )
+    )
+    for row in detector["by_n"]:
+        label = f"  n={row['n']:<3} delta={row['delta']:g}"
+        out.print(Text(f"{label:<22} {fmt(row['precision'])} / {fmt(row['recall'])} / {fmt(row['f1'])}"))
+    for row in detector["by_delta"]:
+        label = f"  delta={row['delta']:<5g} n={row['n']}"
+        out.print(Text(f"{label:<22} {fmt(row['precision'])} / {fmt(row['recall'])} / {fmt(row['f1'])}"))
 
 
 @app.command()

@@ -56,6 +56,29 @@ class EnvSession(Protocol):
     def close(self) -> None: ...
 
 
+class PlanningSession(EnvSession, Protocol):
+    """A session whose environment can plan from any state (its plugin's ``planner`` says which planner).
+
+    What ground-truth labels and the ε-expert policy read; sessions of environments without a planner
+    simply lack ``remaining_plan``."""
+
+    def remaining_plan(self) -> list[str] | None:
+        """The planner's shortest plan from the current state: [] at the goal, None when none exists."""
+        ...
+
+
+class NoPlanner(EnvError):
+    """A planner was asked of an environment that has none (the recipe check should have said so first)."""
+
+
+def remaining_plan(session: EnvSession) -> list[str] | None:
+    """``session.remaining_plan()``, or ``NoPlanner`` naming the session's type when it cannot plan."""
+    plan = getattr(session, "remaining_plan", None)
+    if plan is None:
+        raise NoPlanner(f"{type(session).__name__} has no planner (labels and the eps_expert policy need one)")
+    return plan()
+
+
 class EnvBackend(Protocol):
     name: str
     version: str

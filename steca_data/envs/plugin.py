@@ -50,6 +50,9 @@ class EnvPlugin(ABC):
     """The recipe's ``env.name``; also ``Task.env`` of every task the plugin lists."""
     spec: ClassVar[type[EnvSpec]]
     """The pydantic model of the recipe's ``env`` section (fields and validation that need no files)."""
+    planner: ClassVar[str | None] = None
+    """Which planner the sessions' ``remaining_plan`` runs (one line), or None when the environment cannot plan
+    from any state: then recipes asking for ground-truth labels or the eps_expert policy are rejected."""
 
     @abstractmethod
     def prompt_version(self, game: str) -> str:

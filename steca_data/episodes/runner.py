@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from steca_data.core.prompts import window_messages
 from steca_data.core.react import parse_turn
 from steca_data.core.schemas import Step, Task, Trajectory
-from steca_data.envs.base import EnvSession, SessionPool, StepResult, as_step
+from steca_data.envs.base import EnvSession, SessionPool, StepResult, as_step, remaining_plan
 from steca_data.envs.prompting import history_messages, prompt_version
 from steca_data.policies.base import Policy, PolicyRequest, SamplingParams
 from steca_data.policies.batching import BatchingPolicy
@@ -100,6 +100,8 @@ class Episode:
     last: StepResult | None = None
     unparsable: int = 0
     move: tuple[str, str] = ("", "")  # (thought, action) sent to the environment, not yet answered
+    reads_plan: bool = False  # the policy reads the planner's next action (asked on the environment thread)
+    planned: str | None = None  # the planner's next action from the current state, when ``reads_plan``
 
     @property
     def over(self) -> bool:
@@ -113,7 +115,15 @@ class Episode:
             self.record(step.thought, step.action, self.session.step(step.action))
             if self.last.done:
                 break
+        self.plan_next(self.last)
         return self
+
+    def plan_next(self, last: StepResult) -> None:
+        """Ask the environment's planner for the next action after ``last``, for policies that read it (called
+        on the environment thread, right after the step)."""
+        if self.reads_plan and not last.done:
+            plan = remaining_plan(self.session)
+            self.planned = plan[0] if plan else None
 
     def record(self, thought: str, action: str, result: StepResult) -> None:
         self.steps.append(as_step(action, result, thought))
@@ -126,7 +136,8 @@ class Episode:
         )
         windowed = [{"role": m.role, "content": m.content} for m in window_messages(messages, prompt.history)]
         admissible = list(self.last.admissible) if self.last else []
-        return PolicyRequest(messages=windowed, admissible=admissible, seed=step_seed(self.start.seed, len(self.steps)))
+        seed = step_seed(self.start.seed, len(self.steps))
+        return PolicyRequest(messages=windowed, admissible=admissible, seed=seed, plan_action=self.planned)
 
     def decide(self, reply: str) -> str:
         """Parse a reply into the move to play; an unparsable reply is sent as an (invalid) action."""
@@ -176,7 +187,8 @@ class _Run:
         session = self.free.pop() if self.free else self.pool.backend.new_session()
         self.live.add(i)
         start = self.starts[i]
-        return Episode(i, start, session, start.max_steps if start.max_steps is not None else self.max_steps)
+        limit = start.max_steps if start.max_steps is not None else self.max_steps
+        return Episode(i, start, session, limit, reads_plan=bool(getattr(self.policy, "reads_plan", False)))
 
     def finish(self, ep: Episode) -> None:
         traj = ep.trajectory(self.pool.backend.version, self.policy.policy_id, self.params, self.prompt, self.source)
@@ -206,7 +218,9 @@ class _Run:
 
 
 def _play_move(ep: Episode) -> StepResult:
-    return ep.session.step(ep.move[1])
+    result = ep.session.step(ep.move[1])
+    ep.plan_next(result)
+    return result
 
 
 def _guarded(fn):

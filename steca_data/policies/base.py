@@ -25,6 +25,9 @@ class PolicyRequest:
     messages: list[dict]  # [{"role": ..., "content": ...}], ending with a user turn
     admissible: list[str] = field(default_factory=list)  # needed for constrained decoding / random policy
     seed: int | None = None  # per-request seed, so a rollout is reproducible whatever its batch
+    # the environment planner's next action from this state (None: at the goal or no plan); filled only for
+    # policies that declare ``reads_plan = True`` (the eps_expert), since planning costs an environment call
+    plan_action: str | None = None
 
 
 class Policy(Protocol):
@@ -33,9 +36,9 @@ class Policy(Protocol):
     def generate(self, requests: list[PolicyRequest], params: SamplingParams) -> list[str]: ...
 
 
-# backends that can restrict the Action span to the admissible actions (random always picks one of them;
-# openai through the server's structured outputs)
-CONSTRAINING_BACKENDS = ("transformers", "vllm", "random", "openai")
+# backends that can restrict the Action span to the admissible actions (random and eps_expert always pick
+# one of them; openai through the server's structured outputs)
+CONSTRAINING_BACKENDS = ("transformers", "vllm", "random", "openai", "eps_expert")
 
 
 def sampling_params(spec, temperature: float | None = None, seed: int | None = None) -> SamplingParams:

@@ -6,12 +6,16 @@ from steca_data.policies.base import Policy
 
 
 def make_policy(spec, model: str | None = None) -> Policy:
-    """``model`` (a path or served name) overrides ``spec.model``; ``backend: random`` needs neither."""
+    """``model`` (a path or served name) overrides ``spec.model``; ``random`` and ``eps_expert`` need neither."""
     name = model or spec.model
     if spec.backend == "random":
         from steca_data.policies.random_policy import RandomPolicy
 
         return RandomPolicy()
+    if spec.backend == "eps_expert":
+        from steca_data.policies.eps_expert import EpsilonExpertPolicy
+
+        return EpsilonExpertPolicy(spec.epsilon)
     if spec.backend == "openai":
         from steca_data.policies.openai_policy import OpenAIPolicy
 

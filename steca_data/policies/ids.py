@@ -50,11 +50,17 @@ def served_policy_id(model: str, base_url: str) -> str:
 RANDOM_POLICY_ID = "random"
 
 
+def eps_expert_policy_id(epsilon: float) -> str:
+    return f"eps-expert:{epsilon:g}"
+
+
 def policy_id(spec, model: str | None = None) -> str:
     """The id ``make_policy(spec, model).policy_id`` will report, without loading any weights."""
     name = model or spec.model
     if spec.backend == "random":
         return RANDOM_POLICY_ID
+    if spec.backend == "eps_expert":
+        return eps_expert_policy_id(spec.epsilon)
     if spec.backend == "openai":
         return served_policy_id(name, spec.base_url)
     if not name or not Path(name).is_dir():

@@ -6,9 +6,9 @@ fields. None of them shapes the expert data, so they are left out of the recipe'
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, model_serializer, model_validator
 
 from steca_data.core.section import Section
 
@@ -43,7 +43,7 @@ class ModelSpec(_Section):
 class PolicySpec(_Section):
     """Which backend plays the agent (evaluation, rollouts, explorations) and how it decodes."""
 
-    backend: Literal["transformers", "openai", "vllm", "random"] = "transformers"
+    backend: Literal["transformers", "openai", "vllm", "random", "eps_expert"] = "transformers"
     model: str | None = Field(None, description="Local model dir (transformers/vllm) or served model name (openai).")
     base_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1.")
     api_key_env: str = "OPENAI_API_KEY"
@@ -59,9 +59,22 @@ class PolicySpec(_Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     threads: int | None = Field(None, ge=1, le=256, description="torch CPU threads; default leave as is.")
+    epsilon: float | None = Field(
+        None, ge=0.0, le=1.0, description="eps_expert: chance of a uniformly random admissible action per step."
+    )
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler) -> dict[str, Any]:
+        """``epsilon`` stays out of the dump when unset: recipes of other backends keep their fingerprint."""
+        data = handler(self)
+        return {k: v for k, v in data.items() if k != "epsilon" or v is not None}
 
     @model_validator(mode="after")
     def _needs_endpoint(self) -> PolicySpec:
+        if self.backend == "eps_expert" and self.epsilon is None:
+            raise ValueError("epsilon: required when backend is 'eps_expert' (e.g. 0.2)")
+        if self.backend != "eps_expert" and self.epsilon is not None:
+            raise ValueError(f"epsilon: only read by backend 'eps_expert' (backend is {self.backend!r})")
         if self.backend == "openai" and not self.base_url:
             raise ValueError("base_url: required when backend is 'openai'")
         if self.backend == "openai" and not self.model:

@@ -100,7 +100,24 @@ def executor_problems(recipe) -> list[Problem]:
     return []
 
 
+def planner_problems(recipe) -> list[Problem]:
+    """Ground-truth labels and the eps_expert policy need an environment that plans from any state, and labels
+    need the engine's proposals to label."""
+    from steca_data.envs.registry import plugin
+
+    name = recipe.env.name
+    no_planner = plugin(name).planner is None
+    problems: list[Problem] = []
+    if recipe.policy.backend == "eps_expert" and no_planner:
+        problems.append(("policy.backend", f"eps_expert needs a planner and environment {name} has none"))
+    if recipe.labels.planner and no_planner:
+        problems.append(("labels.planner", f"environment {name} has no planner to label actions with (set false)"))
+    elif recipe.labels.planner and not recipe.uses_engine:
+        problems.append(("labels.planner", "labels judge proposals: datasets must include dc, de or ds"))
+    return problems
+
+
 def recipe_problems(recipe) -> list[Problem]:
     """Everything knowable about a validated recipe before work starts, in file order of sections."""
     problems = expert_problems(recipe) + key_problems(recipe) + model_problems(recipe) + output_problems(recipe)
-    return problems + executor_problems(recipe)
+    return problems + executor_problems(recipe) + planner_problems(recipe)

@@ -50,6 +50,20 @@ class DeviationSpec(_Section):
     delta: float = Field(0.0, ge=-1.0, le=1.0)
 
 
+class LabelSpec(_Section):
+    """Ground truth for the deviation rule (read by: labels). Shapes no dataset row, so it stays out of the
+    recipe's data fingerprint."""
+
+    planner: bool = Field(
+        False,
+        description=(
+            "Label every proposal (and the expert's own action) with the environment planner's remaining plan "
+            "length before and after it: progress, detour or dead end (table plan_labels; environments with "
+            "a planner only)."
+        ),
+    )
+
+
 class ChatModelSpec(_Section):
     """An OpenAI-compatible chat model (GPT-4o, or any server via base_url) and how to call it; shared by
     expert thoughts and reflections, which both go through ``openai_client``."""

@@ -28,7 +28,15 @@ from steca_data.envs.registry import UnknownEnvironment, plugin, plugin_names
 from steca_data.envs.spec import EnvSpec
 from steca_data.recipe.agent import EvalSpec, ModelSpec, PolicySpec, SFTSpec
 from steca_data.recipe.checks import recipe_problems
-from steca_data.recipe.engine import ChatModelSpec, DeviationSpec, ProposalSpec, ReflectionSpec, RewardSpec, RolloutSpec
+from steca_data.recipe.engine import (
+    ChatModelSpec,
+    DeviationSpec,
+    LabelSpec,
+    ProposalSpec,
+    ReflectionSpec,
+    RewardSpec,
+    RolloutSpec,
+)
 from steca_data.recipe.executor import ExecutorSpec
 from steca_data.recipe.messages import Origin, format_validation
 from steca_data.recipe.reinforce import ExperimentSpec, ReinforceSpec
@@ -104,6 +112,7 @@ class Recipe(_Section):
     rollouts: RolloutSpec = Field(default_factory=RolloutSpec)
     proposals: ProposalSpec = Field(default_factory=ProposalSpec)
     deviation: DeviationSpec = Field(default_factory=DeviationSpec)
+    labels: LabelSpec = Field(default_factory=LabelSpec)
     reflection: ReflectionSpec = Field(default_factory=ReflectionSpec)
     reward: RewardSpec = Field(default_factory=RewardSpec)
     # closing the loop: reinforced training and baselines, and the experiment that compares them
@@ -159,6 +168,7 @@ class Recipe(_Section):
         """Hash of everything that shapes the data (not where it is written, nor the description)."""
         # agent training, evaluation and experiment settings shape no data
         skip = ("output", "failures", "executor", "description", "model", "sft", "eval", "reinforce", "experiment")
+        skip += ("labels",)  # ground truth about the data, not part of it
         content = {k: v for k, v in self.content().items() if k not in skip}
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 

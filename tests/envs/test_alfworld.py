@@ -15,22 +15,14 @@ pytest.importorskip("alfworld")
 pytest.importorskip("fast_downward")
 
 from steca_data.envs.alfworld.gamefiles import find_games  # noqa: E402
-from steca_data.envs.alfworld.generate import generate, generate_one  # noqa: E402
+from steca_data.envs.alfworld.generate import generate_one  # noqa: E402
 from steca_data.envs.alfworld.problem import TASK_TYPES  # noqa: E402
 from steca_data.envs.alfworld.scenes import UNSEEN_FLOOR_PLANS  # noqa: E402
 from steca_data.envs.alfworld.spec import AlfworldSpec  # noqa: E402
 from steca_data.recipe.model import RecipeError, load_recipe  # noqa: E402
+from tests.envs.conftest import ALFWORLD_GAMES as COUNTS  # noqa: E402  (the `games` fixture's set)
 
-COUNTS = {"train": 6, "valid_seen": 1, "valid_unseen": 2}
 FITS = ["env.splits.train.count=6", "env.splits.seen.count=1", "env.splits.unseen.count=2"]
-
-
-@pytest.fixture(scope="module")
-def games(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("alfworld-games")
-    report = generate(out, seed=7, games=COUNTS, size="small")
-    assert not report.failed(), [r.rejected for r in report.failed()]
-    return out
 
 
 def _spec(root: Path, **splits) -> AlfworldSpec:

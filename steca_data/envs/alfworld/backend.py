@@ -196,6 +196,12 @@ class AlfworldSession:
     def instruction(self) -> str:
         return _instruction(self._intro)
 
+    def remaining_plan(self) -> list[str] | None:
+        """The planner's plan from the current state ([] at the goal, None: no plan); see ``envs.base``."""
+        if self._state is None:
+            raise EnvError("remaining_plan() before reset()")
+        return self._env.remaining_plan()
+
     def expert(self, task: Task, seed: int = 0):
         """Run the fixed hand-coded expert on ``task`` (leaves the engine mid-episode)."""
         from steca_data.envs.alfworld.expert import run_expert

@@ -296,6 +296,17 @@ class CachedPddlEnv(PddlEnv):
         with fast_grammar():
             return super().step(command)
 
+    def remaining_plan(self) -> list[str] | None:
+        """The planner's shortest plan from the current state: [] at the goal, None when no plan exists.
+
+        ``PddlState.replan`` returns [] for both; the goal test tells them apart. Its search (Fast Downward's
+        lazy best-first on g with unit costs, in the textworld build) is uniform-cost, so the length is the
+        true remaining distance with full knowledge of where every object is."""
+        state = self._pddl_state
+        if state.check_goal():
+            return []
+        return state.replan(self._entity_infos) or None
+
     def _command(self, action) -> str:
         key = (action.name, tuple(sorted((ph.name, var.name) for ph, var in action.mapping.items())))
         text = self._commands.get(key)

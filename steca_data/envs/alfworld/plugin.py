@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 class AlfworldPlugin(EnvPlugin):
     name: ClassVar[str] = "alfworld"
     spec: ClassVar[type[EnvSpec]] = AlfworldSpec
+    planner: ClassVar[str | None] = "Fast Downward on the game's PDDL (uniform-cost search: shortest plans)"
 
     def prompt_version(self, game: str) -> str:
         return prompts.PROMPT_VERSION
