@@ -12,6 +12,7 @@ is calibrated.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -90,3 +91,80 @@ def first_error_step(expert_actions: list[str], agent_actions: list[str]) -> int
     if len(agent_actions) < len(expert_actions):
         return len(agent_actions) + 1
     return None
+
+
+# ----------------------------------------------------------------------------------- adaptive Monte Carlo
+@dataclass(frozen=True)
+class AdaptiveRule:
+    """When a deviation verdict needs no more rollouts (``rollouts.adaptive``).
+
+    The reference is the fixed-N verdict: Q[t] - V[t-1] < delta with every value the mean of ``cap``
+    rollouts. After each round the rule asks how likely that verdict is to come out the same as the one the
+    rollouts so far give — the *predictive* probability under a Beta posterior per prefix (uniform prior;
+    a fractional reward r counts as r successes and 1 - r failures), with each rollout still to come drawn as
+    a Bernoulli success (the most spread reward in [0, 1] with that mean, so the rule is conservative for
+    fractional rewards). It stops when that probability reaches ``confidence``, or when no outcome of the
+    remaining rollouts can change the verdict (probability exactly 1: curtailment), or at the caps.
+
+    Why predictive rather than a posterior on the true rates or a sequential test (SPRT): what a user of
+    adaptive sampling gives up is agreement with the N they would otherwise have paid for, so the rule bounds
+    exactly that; it is exact at the cap; and it needs no indifference zone, where an SPRT on p_P - p_E < delta
+    would never stop on the common tie (both prefixes 0 of n).
+    """
+
+    n_min: int
+    n_max: int
+    confidence: float
+
+    def stop(
+        self, expert: list[float], proposal: list[float], floors: tuple[int, int], caps: tuple[int, int], delta: float
+    ) -> tuple[int, int, bool]:
+        """How many of the stored rewards (by sample index) of the expert prefix V[t-1] and the proposal Q[t]
+        the verdict uses, and whether it is settled; unsettled counts are the rollouts to have next.
+
+        Replays the rounds from the floors, one more sample of each per round, so the answer depends on the
+        stored rewards alone: a build that stored more (a fixed-N build sharing the cache) gives the same one.
+        """
+        a, b = floors
+        while True:
+            if len(expert) < a or len(proposal) < b:
+                return a, b, False
+            if (a, b) == caps or self.decided(expert[:a], proposal[:b], caps, delta):
+                return a, b, True
+            a, b = min(a + 1, caps[0]), min(b + 1, caps[1])
+
+    def decided(self, expert: list[float], proposal: list[float], caps: tuple[int, int], delta: float) -> bool:
+        """The verdict of the means so far equals the fixed-N one with probability >= confidence."""
+        now = _mean(proposal) - _mean(expert) < delta
+        p = deviated_at_cap(expert, proposal, caps, delta)
+        return (p if now else 1.0 - p) >= self.confidence
+
+
+def deviated_at_cap(expert: list[float], proposal: list[float], caps: tuple[int, int], delta: float) -> float:
+    """P(the verdict with ``caps`` rollouts each is "deviated"), the rollouts still to come drawn from the
+    Beta-binomial predictive of each prefix (uniform prior, fractional rewards as fractional counts)."""
+    se, sp = math.fsum(expert), math.fsum(proposal)
+    me, mp = caps[0] - len(expert), caps[1] - len(proposal)
+    pe = _beta_binomial(me, 1.0 + se, 1.0 + len(expert) - se)
+    pp = _beta_binomial(mp, 1.0 + sp, 1.0 + len(proposal) - sp)
+    outcomes = [(i, j) for i in range(me + 1) for j in range(mp + 1)]
+    hits = [(i, j) for i, j in outcomes if (sp + j) / caps[1] - (se + i) / caps[0] < delta]
+    if len(hits) in (0, len(outcomes)):
+        return float(bool(hits))  # curtailed: no outcome to come changes the verdict (exact, no rounding)
+    return math.fsum(pe[i] * pp[j] for i, j in hits)
+
+
+def _beta_binomial(m: int, a: float, b: float) -> list[float]:
+    """pmf of the number of successes in m Bernoulli draws whose rate has a Beta(a, b) posterior."""
+    log_norm = math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
+    return [
+        math.exp(
+            math.lgamma(m + 1) - math.lgamma(k + 1) - math.lgamma(m - k + 1)
+            + math.lgamma(k + a) + math.lgamma(m - k + b) - math.lgamma(m + a + b) - log_norm
+        )
+        for k in range(m + 1)
+    ]  # fmt: skip
+
+
+def _mean(rewards: list[float]) -> float:
+    return math.fsum(rewards) / len(rewards)

@@ -15,6 +15,24 @@ from steca_data.core.section import Section
 _Section = Section  # unknown fields rejected, booleans are not numbers
 
 
+class AdaptiveSpec(_Section):
+    """Adaptive Monte Carlo: roll out each deviation verdict's two prefixes one sample at a time, from n_min
+    up to n_max, until the verdict is decided (``core.calibration.AdaptiveRule``). Keys and seeds are those
+    of a fixed-N build, so its rollouts are a prefix of the fixed n_max build's and both share one cache."""
+
+    n_min: int = Field(2, ge=1, le=256, description="Rollouts every scored prefix gets.")
+    n_max: int = Field(5, ge=1, le=256, description="Cap per prefix: the fixed N the verdicts are meant to match.")
+    confidence: float = Field(
+        0.95, gt=0.5, lt=1.0, description="Stop once the fixed-n_max verdict agrees with this probability."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AdaptiveSpec:
+        if self.n_min > self.n_max:
+            raise ValueError(f"n_min ({self.n_min}) must not exceed n_max ({self.n_max})")
+        return self
+
+
 class RolloutSpec(_Section):
     """Monte Carlo step rewards: N continuations sampled from each scored prefix (read by: rollouts)."""
 
@@ -35,7 +53,24 @@ class RolloutSpec(_Section):
             "(Dc, De and Ds come out the same, with fewer rollouts; a new delta may need new rollouts)."
         ),
     )
+    adaptive: AdaptiveSpec | None = Field(
+        None,
+        description=(
+            "Sample until each deviation verdict is decided (n_min..n_max per prefix) instead of n for every "
+            "prefix; n is then unused. Expert prefixes no verdict reads get n_min (explorations at least)."
+        ),
+    )
     seed: int = 0
+
+    @property
+    def cap(self) -> int:
+        """Rollouts a scored prefix can get at most: n, or adaptive.n_max."""
+        return self.adaptive.n_max if self.adaptive else self.n
+
+    @property
+    def floor(self) -> int:
+        """Rollouts every scored prefix gets: n, or adaptive.n_min."""
+        return self.adaptive.n_min if self.adaptive else self.n
 
 
 class ProposalSpec(_Section):

@@ -7,6 +7,11 @@ With ``rollouts.scope: first_deviation`` the stage runs in rounds: each round ro
 first deviations still need given the values stored so far (``Engine.rollout_prefixes``), until a round
 lists nothing new (the template's ``settles``). Keys and seeds are those of ``scope: all``, so both scopes
 share one cache.
+
+With ``rollouts.adaptive`` the rounds also add samples: a verdict's two prefixes get one more rollout each
+per round until the verdict is decided (``core.calibration.AdaptiveRule``), so the stage settles in rounds
+whatever the scope. Sample i of a prefix has the same key and seed as in a fixed-N build: an adaptive
+build's rollouts are a prefix, row for row, of the fixed n_max build's.
 """
 
 from __future__ import annotations
@@ -71,14 +76,17 @@ class RolloutStage(EngineStage):
     table = "rollouts"
     tables = (SCORED_PREFIXES, ROLLOUTS, DEVIATIONS, STEP_REWARDS, EXPERT_STEP_REWARDS)
     unit_name = "rollouts"
-    settles = True  # first_deviation: what a task needs next depends on the values stored so far
+    settles = True  # first_deviation, adaptive: what a task needs next depends on the values stored so far
 
     def note(self, ctx: BuildContext) -> str:
         engine = engine_of(ctx)
         missing = sum(len(w.expert.steps) for w in engine.walks) - len(engine.proposals())
-        notes = [f"+ up to {missing * ctx.recipe.rollouts.n} for proposals not made yet" if missing else ""]
-        if ctx.recipe.rollouts.scope == "first_deviation":
+        spec = ctx.recipe.rollouts
+        notes = [f"+ up to {missing * spec.cap} for proposals not made yet" if missing else ""]
+        if spec.scope == "first_deviation":
             notes.append("first round; later positions only while no deviation is found")
+        if spec.adaptive:
+            notes.append(f"first round; up to {spec.cap} per prefix while a verdict is undecided")
         return "; ".join(filter(None, notes))
 
     def prepare(self, ctx: BuildContext) -> None:
@@ -106,15 +114,16 @@ class RolloutStage(EngineStage):
     def compute(self, ctx: BuildContext, todo: list[Unit], emit: Emit) -> None:
         engine = engine_of(ctx)
         params = engine.sampling(ctx.recipe.rollouts.temperature)
-        follow_up = self._follow_up(ctx, todo, emit) if ctx.recipe.rollouts.scope == "first_deviation" else None
+        spec = ctx.recipe.rollouts
+        follow_up = self._follow_up(ctx, todo, emit) if spec.scope == "first_deviation" or spec.adaptive else None
         starts = [_start(u) for u in todo]
         play_units(ctx, engine.agent, todo, starts, params, engine.max_steps, engine.prompt, emit, "rollout", follow_up)
 
     def _follow_up(self, ctx: BuildContext, todo: list[Unit], emit: Emit):
-        """``scope: first_deviation`` without waiting for a round to end: once a prefix has all its rollouts,
-        the units its task needs next (the next differing proposal, if no deviation was found) join the
-        running batch. The template's passes (``settles``) still catch what this misses (e.g. after a failed
-        unit)."""
+        """Rounds without waiting for a round to end: once a prefix has all its rollouts, the units its task
+        needs next (``first_deviation``: the next differing proposal, if no deviation was found; ``adaptive``:
+        the next sample of an undecided verdict) join the running batch. The template's passes
+        (``settles``) still catch what this misses (e.g. after a failed unit)."""
         engine = engine_of(ctx)
         proposals = engine.proposals()
         listed = {u.key for u in todo} | self.tried

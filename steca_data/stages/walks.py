@@ -9,11 +9,12 @@ sampling settings, the prompt and the seed; delta, eta and the distance are in n
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 from steca_data.cache.store import Table
-from steca_data.core.calibration import Verdict, judge_proposals, positions_to_score
+from steca_data.core.calibration import AdaptiveRule, Verdict, judge_proposals, positions_to_score
 from steca_data.core.keys import prefix_key, unit_key
 from steca_data.core.schemas import Step, Task, Trajectory
 from steca_data.episodes.runner import PromptConfig
@@ -60,7 +61,8 @@ class ScoredPrefix:
     kind: str  # expert | proposal
     step: int  # expert: prefix length k; proposal: position t
     steps: tuple[Step, ...]
-    samples: int
+    samples: int  # the most rollouts it can get (fixed N: exactly these); units list this many
+    floor: int = 0  # the rollouts it gets whatever its verdict needs (fixed N: samples)
 
     def rollout_keys(self) -> list[str]:
         return [unit_key("rollout", ROLLOUT_VERSION, score=self.key, sample=i) for i in range(self.samples)]
@@ -170,18 +172,19 @@ class Engine:
         """Every prefix to score: expert prefixes k = 0..m, and proposals that differ from the expert."""
         spec = self.recipe.rollouts
         proposals = self.proposals() if proposals is None else proposals
+        cap, floor, explore = spec.cap, spec.floor, spec.explorations or spec.floor
         out = []
         for w in self.walks if walks is None else walks:
             for k in range(len(w.expert.steps) + 1):
                 steps = w.expert.steps[:k]
-                samples = max(spec.n, spec.explorations or spec.n) if k == 0 else spec.n
-                out.append(ScoredPrefix(self.score_key(w, steps), w, "expert", k, tuple(steps), samples))
+                most, least = (max(cap, explore), max(floor, explore)) if k == 0 else (cap, floor)
+                out.append(ScoredPrefix(self.score_key(w, steps), w, "expert", k, tuple(steps), most, least))
             for t in range(1, len(w.expert.steps) + 1):
                 p = proposals.get((w.task.task_id, t))
                 if p is None or p["action"].strip() == w.actions[t - 1].strip():
                     continue
                 steps = [*w.expert.steps[: t - 1], Step(thought=p["thought"], action=p["action"], observation="")]
-                out.append(ScoredPrefix(self.score_key(w, steps), w, "proposal", t, tuple(steps), spec.n))
+                out.append(ScoredPrefix(self.score_key(w, steps), w, "proposal", t, tuple(steps), cap, floor))
         return out
 
     def rollout_prefixes(
@@ -192,9 +195,11 @@ class Engine:
         walks = self.walks if walks is None else walks
         proposals = self.proposals() if proposals is None else proposals
         prefixes = self.scored_prefixes(proposals, walks)
+        counts = self._counts(prefixes)
+        prefixes = [replace(p, samples=counts[p.key][0]) for p in prefixes]  # the units wanted so far
         if self.recipe.rollouts.scope == "all":
             return prefixes
-        known = _values_by_walk(prefixes, self.values(prefixes))
+        known = _values_by_walk(prefixes, self._values(prefixes, counts))
         by_slot = {(p.walk.task.task_id, p.kind, p.step): p for p in prefixes}
         keep: list[ScoredPrefix] = []
         for w in walks:
@@ -211,14 +216,51 @@ class Engine:
         return [p for p in self.scored_prefixes() if p.kind == "expert" and p.step == 0]
 
     def values(self, prefixes: list[ScoredPrefix]) -> dict[str, tuple[float, int, list[str]]]:
-        """score key -> (mean outcome, rollouts, rollout keys) for prefixes with all their rollouts."""
+        """score key -> (mean outcome, rollouts, rollout keys) for prefixes whose rollouts are settled: the
+        first ``samples`` of them (fixed N), or as many as the adaptive rule's verdict needs."""
+        return self._values(prefixes, self._counts(prefixes))
+
+    def _values(self, prefixes: list[ScoredPrefix], counts: dict) -> dict[str, tuple[float, int, list[str]]]:
+        out = {}
+        for p in prefixes:
+            n, settled, rewards, keys = counts[p.key]
+            if settled:
+                out[p.key] = (math.fsum(rewards[:n]) / n, n, keys[:n])
+        return out
+
+    def _counts(self, prefixes: list[ScoredPrefix]) -> dict[str, tuple[int, bool, list[float], list[str]]]:
+        """score key -> (rollouts its value uses or needs next, settled, stored rewards, stored keys); the
+        stored ones by sample index, up to the first missing index. Read from stored rewards alone, so a
+        verdict never depends on what else a batch held or on a cache shared with a bigger build."""
         rows = self.cache.sql(
-            "SELECT score_key, avg(outcome_reward), count(*), list(key ORDER BY sample_index) FROM rollouts "
-            "WHERE score_key IN (SELECT unnest(?)) GROUP BY score_key",
+            "SELECT score_key, list(sample_index ORDER BY sample_index), list(outcome_reward ORDER BY sample_index),"
+            " list(key ORDER BY sample_index) FROM rollouts WHERE score_key IN (SELECT unnest(?)) GROUP BY score_key",
             [[p.key for p in prefixes]],
         ).fetchall()
-        need = {p.key: p.samples for p in prefixes}
-        return {k: (v, n, ks) for k, v, n, ks in rows if n >= need[k]}
+        stored: dict[str, tuple[list[float], list[str]]] = {}
+        for key, indices, rewards, keys in rows:
+            run = next((i for i, j in enumerate(indices) if i != j), len(indices))  # contiguous from sample 0
+            stored[key] = (rewards[:run], keys[:run])
+        counts = {}
+        for p in prefixes:
+            rewards, keys = stored.get(p.key, ([], []))
+            counts[p.key] = (p.floor, len(rewards) >= p.floor, rewards, keys)
+        spec = self.recipe.rollouts.adaptive
+        if spec is None:
+            return counts
+        rule = AdaptiveRule(spec.n_min, spec.n_max, spec.confidence)
+        slots = {(p.walk.task.task_id, p.kind, p.step): p for p in prefixes}
+        for p in prefixes:
+            e = slots.get((p.walk.task.task_id, "expert", p.step - 1)) if p.kind == "proposal" else None
+            if e is None:
+                continue  # an expert prefix no verdict reads keeps its floor
+            a, b, settled = rule.stop(
+                counts[e.key][2], counts[p.key][2], (e.floor, p.floor), (e.samples, p.samples),
+                self.recipe.deviation.delta,
+            )  # fmt: skip
+            counts[e.key] = (a, settled, *counts[e.key][2:])
+            counts[p.key] = (b, settled, *counts[p.key][2:])
+        return counts
 
     # ------------------------------------------------------------------------------------- deviations
     def verdicts(self, delta: float | None = None) -> dict[str, list[Verdict]]:

@@ -6,7 +6,14 @@ import math
 
 import pytest
 
-from steca_data.core.calibration import first_error_step, judge_proposals, positions_to_score
+from steca_data.core.calibration import (
+    AdaptiveRule,
+    _beta_binomial,
+    deviated_at_cap,
+    first_error_step,
+    judge_proposals,
+    positions_to_score,
+)
 from steca_data.core.distance import dtw, edit_distance, exact_distance, ndtw
 
 
@@ -100,3 +107,49 @@ def test_embedding_distance_with_a_local_model(init_model_dir):
     d = dist("take red apple", "open fridge")
     assert 0.0 < d <= 1.0 and d == dist("open fridge", "take red apple")
     assert 0.0 <= ndtw(["take red apple", "open fridge"], ["open fridge"], dist) <= 1.0
+
+
+# ----------------------------------------------------------------------------------- adaptive Monte Carlo
+def test_adaptive_stops_at_n_min_when_the_verdict_cannot_change():
+    rule = AdaptiveRule(n_min=2, n_max=5, confidence=0.95)
+    # 2/2 won after the expert prefix, 0/2 after the proposal: "deviated" at N = 5 with probability >= 0.95
+    assert rule.stop([1.0] * 5, [0.0] * 5, (2, 2), (5, 5), 0.0) == (2, 2, True)
+    assert deviated_at_cap([1.0, 1.0, 1.0], [0.0, 0.0, 0.0], (5, 5), 0.0) == 1.0  # curtailed: exactly certain
+
+
+def test_adaptive_tie_needs_every_sample_and_matches_fixed_n():
+    rule = AdaptiveRule(n_min=2, n_max=5, confidence=0.95)
+    # 0 of n against 0 of n (the tiny agent's common case) is "not deviated" at delta 0 only at the cap
+    assert rule.stop([0.0] * 5, [0.0] * 5, (2, 2), (5, 5), 0.0) == (5, 5, True)
+
+
+def test_adaptive_asks_for_one_more_sample_of_each_until_decided():
+    rule = AdaptiveRule(n_min=2, n_max=5, confidence=0.95)
+    assert rule.stop([], [], (2, 2), (5, 5), 0.0) == (2, 2, False)
+    assert rule.stop([0.0, 1.0], [1.0, 0.0], (2, 2), (5, 5), 0.0) == (3, 3, False)
+    # the start state has more samples (explorations) and its own floor and cap
+    assert rule.stop([0.0] * 4, [0.0] * 2, (4, 2), (6, 5), 0.0) == (5, 3, False)
+
+
+def test_adaptive_replay_ignores_samples_beyond_the_stop():
+    rule = AdaptiveRule(n_min=2, n_max=5, confidence=0.9)
+    short = rule.stop([1.0, 1.0], [0.0, 0.0], (2, 2), (5, 5), 0.0)
+    assert short == rule.stop([1.0, 1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0, 1.0], (2, 2), (5, 5), 0.0)
+
+
+def test_adaptive_fractional_rewards_are_fractional_counts():
+    p = deviated_at_cap([0.5, 0.5], [0.5, 0.5], (4, 4), 0.0)
+    assert 0.0 < p < 0.5  # an exact tie stays not deviated unless the proposal falls behind
+    assert deviated_at_cap([0.9, 0.8], [0.1, 0.2], (4, 4), 0.0) > deviated_at_cap([0.6, 0.5], [0.4, 0.5], (4, 4), 0.0)
+    assert sum(_beta_binomial(7, 1.5, 2.25)) == pytest.approx(1.0)
+
+
+def test_adaptive_spec_rejects_n_min_above_n_max():
+    from pydantic import ValidationError
+
+    from steca_data.recipe.engine import RolloutSpec
+
+    with pytest.raises(ValidationError, match="n_min"):
+        RolloutSpec(adaptive={"n_min": 6, "n_max": 5})
+    spec = RolloutSpec(n=3, adaptive={"n_min": 2, "n_max": 5})
+    assert (spec.floor, spec.cap) == (2, 5)

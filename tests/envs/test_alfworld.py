@@ -22,7 +22,8 @@ from steca_data.envs.alfworld.spec import AlfworldSpec  # noqa: E402
 from steca_data.recipe.model import RecipeError, load_recipe  # noqa: E402
 from tests.envs.conftest import ALFWORLD_GAMES as COUNTS  # noqa: E402  (the `games` fixture's set)
 
-FITS = ["env.splits.train.count=6", "env.splits.seen.count=1", "env.splits.unseen.count=2"]
+# the fixture tree holds one game of each type; the shipped recipe walks two types only
+FITS = ["env.game=all", "env.splits.train.count=6", "env.splits.seen.count=1", "env.splits.unseen.count=2"]
 
 
 def _spec(root: Path, **splits) -> AlfworldSpec:
@@ -162,7 +163,7 @@ def test_recipe_validation(games, tmp_path, monkeypatch):
     with pytest.raises(RecipeError, match="unknown ALFWorld task type"):
         load_recipe(recipe, [f"env.data_dir={games}", *FITS, "env.game=make_coffee"])
     with pytest.raises(RecipeError, match="holds 6 matching game"):
-        load_recipe(recipe, [f"env.data_dir={games}", "env.splits.train.count=50"])
+        load_recipe(recipe, [f"env.data_dir={games}", "env.game=all", "env.splits.train.count=50"])
     with pytest.raises(RecipeError, match="no game tree at"):
         load_recipe(recipe, [f"env.data_dir={tmp_path / 'nowhere'}"])
     local = tmp_path / "r.yaml"

@@ -180,3 +180,56 @@ def test_bench_plays_the_same_rollouts_in_every_arm(tmp_path):
     assert engine["steps"] == lockstep["steps"]
     ratio = float(proc.stdout.strip().splitlines()[-1].removeprefix("ratio: "))
     assert ratio == pytest.approx(figures["ratio"], abs=0.01) and ratio > 0
+
+
+ROLLOUT_COLUMNS = (
+    "key, score_key, task_id, kind, step, sample_index, seed, policy_id, prefix_len, num_steps, outcome_reward, "
+    "success, actions, data"
+)  # every column but created_at
+
+
+def _rollout_rows(db) -> dict[str, tuple]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return {r[0]: r for r in con.execute(f"select {ROLLOUT_COLUMNS} from rollouts").fetchall()}
+    finally:
+        con.close()
+
+
+def _verdicts(recipe) -> dict[tuple[str, int], bool]:
+    from steca_data.build.builder import open_build
+    from steca_data.stages.walks import engine_of
+
+    with open_build(recipe, read_only=True) as ctx:
+        return {(task, v.step): v.deviated for task, vs in engine_of(ctx).verdicts().items() for v in vs}
+
+
+def test_adaptive_rollouts_are_a_prefix_of_the_fixed_n_build_and_agree_where_decided(tmp_path):
+    fixed = load_recipe(write_recipe(tmp_path / "fixed", name="engine", train=6, **{**ENGINE, "rollouts": {"n": 5}}))
+    sections = {**ENGINE, "rollouts": {"adaptive": {"n_min": 2, "n_max": 5, "confidence": 0.9}}}
+    adaptive_path = write_recipe(tmp_path / "adaptive", name="engine", train=6, **sections)
+    adaptive = load_recipe(adaptive_path)
+    for recipe in (fixed, adaptive):
+        assert Builder(recipe, Reporter(quiet=True)).build().failed == 0
+    fixed_rows, adaptive_rows = _rollout_rows(fixed.cache_path), _rollout_rows(adaptive.cache_path)
+    # the same keys, seeds and episodes: sample i of a prefix is the fixed build's sample i, byte for byte
+    assert adaptive_rows and all(fixed_rows.get(k) == row for k, row in adaptive_rows.items())
+    assert len(adaptive_rows) < len(fixed_rows)
+    per_prefix: dict[str, list[int]] = {}
+    for row in adaptive_rows.values():
+        per_prefix.setdefault(row[1], []).append(row[5])
+    assert all(sorted(s) == list(range(len(s))) for s in per_prefix.values()), "one more per round, no gap"
+    assert {len(s) for s in per_prefix.values()} > {2, 5}, "some verdicts stopped early, some needed all five"
+
+    by_fixed, by_adaptive = _verdicts(fixed), _verdicts(adaptive)
+    assert by_fixed.keys() == by_adaptive.keys() and len(by_fixed) > 5
+    assert sum(by_fixed[k] == by_adaptive[k] for k in by_fixed) >= 0.8 * len(by_fixed)
+
+    # one cache for both: over the fixed build's cache the adaptive recipe computes nothing and reaches the same
+    # verdicts (it replays its stopping rule over the stored rewards, ignoring samples beyond each stop) ...
+    over = load_recipe(adaptive_path, [f"output.dir={fixed.build_dir}"])
+    assert {p.stage: p for p in Builder(over).plan()}["rollouts"].to_compute == 0
+    assert _verdicts(over) == by_adaptive
+    # ... and where only curtailment stops it (no rollout to come could change the verdict), it is exact
+    sure = load_recipe(adaptive_path, [f"output.dir={fixed.build_dir}", "rollouts.adaptive.confidence=0.999999"])
+    assert _verdicts(sure) == by_fixed
