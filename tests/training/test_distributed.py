@@ -182,7 +182,7 @@ def test_dpo_under_torchrun_equals_one_process(runs):
     one, two = (json.loads((root / d / "dpo" / "train_log.json").read_text()) for d in ("one", "two"))
     assert (one["processes"], two["processes"], one["steps"], two["steps"]) == (1, 2, 3, 3)
     for a, b in zip(one["history"], two["history"], strict=True):
-        assert (a["loss"], a["reward_margin"]) == pytest.approx((b["loss"], b["reward_margin"]), rel=1e-4, abs=1e-6)
+        assert (a["loss"], a["reward_margin"]) == pytest.approx((b["loss"], b["reward_margin"]), rel=1e-4, abs=1e-5)
     assert two["history"][-1]["reward_margin"] > 0  # it learnt to prefer the chosen side
     wa, wb = weights(root / "one" / "dpo"), weights(root / "two" / "dpo")
     assert wa.keys() == wb.keys()
