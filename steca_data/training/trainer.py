@@ -217,16 +217,14 @@ def train(
     if spec.threads:
         torch.set_num_threads(spec.threads)
     ckpt = out / CHECKPOINT_DIR
-    found = checkpoint.read_state(ckpt, resume)
-    state, from_dir = found if found else (None, None)
-    lora = spec.lora is not None
+    found, lora = checkpoint.read_state(ckpt, resume), spec.lora is not None
     eng = prepare(spec, init)
     optim = make_optimizer(eng.model, spec, eng.device)
     step, tokens, history, window = 0, 0, [], []  # window: losses since the last logged mean
-    if state:
+    if found:
+        (state, from_dir) = found
         checkpoint.load(eng.model, optim, from_dir, eng.world, lora)
-        step, tokens, history = state["step"], state.get("tokens", 0), state["history"]
-        window = state.get("window", [])
+        step, tokens, history, window = state["step"], state["tokens"], state["history"], state["window"]
     batches = MicroBatches(examples, spec)
     n_steps = total_steps(spec, batches.per_epoch)
     start, stopped, tokens_before = time.monotonic(), False, tokens
