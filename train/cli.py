@@ -98,8 +98,13 @@ def sft(
         _fail(f"{what} {init}: not a model directory (no config.json); run `steca-train init-model --recipe "
               f"{recipe}` or pass --model", 2)  # fmt: skip
     target = check_output_dir(out if out is not None else paths.sft_out, "model", sources=[init, paths.sft_data])
-    if resume and not (target / "checkpoint" / "state.json").is_file():
-        _fail(f"--resume: no checkpoint at {target / 'checkpoint'} (nothing to continue; run without --resume)", 2)
+    if resume:
+        from steca_data.training.checkpoint import read_state
+
+        try:
+            read_state(target / "checkpoint", resume=True)
+        except FileNotFoundError as exc:
+            _fail(f"{exc} (nothing to continue; run without --resume)" if "no checkpoint" in str(exc) else str(exc), 2)
     check_model_dir(init)
     data = paths.sft_data
     try:
@@ -133,11 +138,13 @@ def sft(
 
 
 def _training_interrupted(target: Path) -> str:
-    state = target / "checkpoint" / "state.json"
-    if state.is_file():
+    from steca_data.training.checkpoint import STATE, find
+
+    found = find(target / "checkpoint")
+    if found is not None:
         import json
 
-        step = json.loads(state.read_text()).get("step", "?")
+        step = json.loads((found / STATE).read_text()).get("step", "?")
         return f"interrupted: {target / 'checkpoint'} holds step {step}; add --resume to the same command to go on"
     return "interrupted before the first checkpoint; run the same command to start again"
 

@@ -106,6 +106,12 @@ def experiment_cmd(
     import logging
     import sys
 
+    from steca_data.training.distributed import launched_processes
+
+    if launched_processes() > 1:
+        _fail("steca-train experiment builds, evaluates and trains every method in one process, not under "
+              "torchrun: launch it plainly; to train one method on several processes: torchrun ... steca-train "
+              "reinforce --method <method>", 2)  # fmt: skip
     r = _recipe(recipe, set_)
     from steca_train.methods import check_methods
 

@@ -87,42 +87,32 @@ def train_dpo(
 ) -> dict:
     """Run DPO from ``init`` on ``pairs`` (CPU: fp32, no gradient checkpointing); saves model + a log.
 
+    Under ``torchrun`` the same run is data-parallel (accelerate's DDP inside TRL; gloo on CPU): ``dpo.batch_size``
+    stays the global batch (each rank takes its share), so a step is the one-process step. Rank 0 writes.
+
     ``losses`` replaces ``[dpo.loss_type]`` (IPR: ``["sigmoid", "sft"]``, DPO plus NLL of the chosen side);
     ``ref`` is the reference model (default: ``init`` itself, TRL's copy)."""
-    import json
     import time
 
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import DPOConfig, DPOTrainer
+    from trl import DPOTrainer
 
     if not pairs:
         raise ValueError("no preference pairs: the build has none of this method's kind (see `steca-data export`)")
+    from steca_data.training.distributed import launched_processes
+
+    world = launched_processes()
+    if spec.batch_size % world:
+        raise ValueError(dpo_batch_problem(spec.batch_size, world))
+    batch = global_batch(spec.batch_size, len(pairs), world)
     if threads:
         torch.set_num_threads(threads)
     tokenizer = AutoTokenizer.from_pretrained(str(init))
     model = AutoModelForCausalLM.from_pretrained(str(init), dtype=torch.float32)
     work = out / ".trl-work"  # inside the output (ours), never a sibling that might be the user's
-    config = DPOConfig(
-        output_dir=str(work),
-        beta=spec.beta,
-        loss_type=list(losses or [spec.loss_type]),
-        learning_rate=spec.lr,
-        num_train_epochs=spec.epochs,
-        max_steps=spec.max_steps or -1,
-        per_device_train_batch_size=spec.batch_size,
-        max_length=spec.max_length,
-        bf16=False,
-        gradient_checkpointing=False,
-        use_cpu=not torch.cuda.is_available(),
-        logging_steps=1,
-        save_strategy="no",
-        report_to=[],
-        seed=seed,
-        dataloader_num_workers=0,
-        disable_tqdm=True,
-    )
+    config = dpo_config(spec, work, batch // world, world, seed, losses)
     ref_model = None if ref is None else AutoModelForCausalLM.from_pretrained(str(ref), dtype=torch.float32)
     trainer = DPOTrainer(
         model=model,
@@ -138,20 +128,73 @@ def train_dpo(
     start = time.monotonic()
     trainer.train()
     seconds = time.monotonic() - start
-    out.mkdir(parents=True, exist_ok=True)
-    from steca_data.core.outputs import mark
-
-    mark(out, "model")
-    trainer.model.save_pretrained(str(out))
-    tokenizer.save_pretrained(str(out))
     history = [
         {"step": h["step"], "loss": h["loss"], "reward_margin": h.get("rewards/margins")}
         for h in trainer.state.log_history
         if "loss" in h
-    ]
-    log = {"pairs": len(pairs), "steps": trainer.state.global_step, "seconds": round(seconds, 2), "history": history}
-    (out / "train_log.json").write_text(json.dumps(log, indent=1))
+    ]  # under torchrun the logged loss and margins are already means over the ranks
+    log = {"pairs": len(pairs), "steps": trainer.state.global_step, "seconds": round(seconds, 2), "history": history,
+           "processes": world}  # fmt: skip
+    if trainer.is_world_process_zero():  # only rank 0 writes
+        _save(trainer, tokenizer, log, out, work)
+    trainer.accelerator.wait_for_everyone()  # the next round (on any rank) reads what rank 0 wrote
+    return log
+
+
+def dpo_config(spec: DPOSpec, work: Path, per_rank: int, world: int, seed: int, losses: list[str] | None):
+    """TRL's settings of one run: fp32, one log line a step, nothing saved by TRL (``_save`` writes)."""
+    import torch
+    from trl import DPOConfig
+
+    return DPOConfig(
+        output_dir=str(work),
+        beta=spec.beta,
+        loss_type=list(losses or [spec.loss_type]),
+        learning_rate=spec.lr,
+        num_train_epochs=spec.epochs,
+        max_steps=spec.max_steps or -1,
+        per_device_train_batch_size=per_rank,  # dpo.batch_size is the global batch
+        dataloader_drop_last=True,  # a partial last batch: accelerate would fill it from the epoch's start
+        max_length=spec.max_length,
+        bf16=False,
+        gradient_checkpointing=False,
+        use_cpu=not torch.cuda.is_available(),
+        ddp_backend="gloo" if world > 1 and not torch.cuda.is_available() else None,
+        ddp_find_unused_parameters=False,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        seed=seed,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
+
+
+def _save(trainer, tokenizer, log: dict, out: Path, work: Path) -> None:
+    """The model (HF format), tokenizer and ``train_log.json`` into ``out``, marked ours; TRL's work dir gone."""
+    import json
     import shutil
 
+    from steca_data.core.outputs import mark
+
+    out.mkdir(parents=True, exist_ok=True)
+    mark(out, "model")
+    trainer.model.save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))
+    (out / "train_log.json").write_text(json.dumps(log, indent=1))
     shutil.rmtree(work, ignore_errors=True)
-    return log
+
+
+def global_batch(batch_size: int, n_pairs: int, world: int) -> int:
+    """Pairs per optimizer step: ``dpo.batch_size``, or all the pairs when there are fewer (rounded down to the
+    number of processes). Every batch is whole (the partial last one of an epoch is left out), so a step's pairs
+    are the same under any number of processes: under torchrun accelerate would fill a partial batch with pairs
+    from the epoch's start."""
+    return max(world, min(batch_size, n_pairs - n_pairs % world))
+
+
+def dpo_batch_problem(batch_size: int, world: int) -> str:
+    return (
+        f"reinforce.dpo.batch_size ({batch_size}) must be a multiple of the number of processes ({world}): it is "
+        f"the global batch, dealt evenly to the ranks (e.g. --set reinforce.dpo.batch_size={world * 2})"
+    )

@@ -1,17 +1,23 @@
-"""Checkpoints for exact resume, and the one HF-format save the engines load.
+"""Sharded checkpoints for exact resume, and the one HF-format save the engines load.
 
-Weights and optimizer state are gathered to full, CPU-resident state dicts with
-``torch.distributed.checkpoint.state_dict`` (the same call for one process, DDP and FSDP2), and rank 0 writes
-them: the weights with ``save_pretrained`` (so a checkpoint dir is itself a model, or a LoRA adapter, that
-transformers, peft and vLLM load), the optimizer keyed by parameter name (so a run may resume under another
-world size: the batch order and the gradient do not depend on it). Every rank's RNG state is kept too.
-A checkpoint is written to a temp dir and renamed: a kill -9 leaves the previous one whole.
+A checkpoint is ``torch.distributed.checkpoint`` (DCP): every rank writes its own shards of the weights and
+the AdamW state (``get_state_dict``: DTensor shards under FSDP2; under DDP or one process the replicated
+tensors are written once), so no rank ever holds the whole model and optimizer in memory. A LoRA run keeps
+only the trainable (adapter) weights: the frozen base is the ``init`` model it restarts from. Each rank also
+writes its RNG state; rank 0 writes the loop's ``state.json`` (step, tokens, history: the data position, since
+the batch order depends only on the step). DCP reshards on load, so a checkpoint resumes under any world size.
+
+A checkpoint is written to ``<dir>.tmp`` and swapped in when whole (``state.json`` last): a kill -9 at any
+moment leaves a whole one (``find``). The final model is still gathered once, at the end, to rank 0's CPU
+(``full_weights``) and written by ``save_model`` in HF format for vLLM and transformers.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -19,12 +25,33 @@ import torch
 from steca_data.core.outputs import mark
 from steca_data.training.distributed import World
 
+STATE = "state.json"  # written last: a checkpoint dir holding it is whole
+
 
 def _full():
     """Full (unsharded), CPU-resident state dicts; imported late: the module costs seconds to import."""
     from torch.distributed.checkpoint.state_dict import StateDictOptions
 
     return StateDictOptions(full_state_dict=True, cpu_offload=True)
+
+
+def _sharded(lora: bool):
+    """This rank's shards; a LoRA run leaves out the frozen base (its ``init`` model holds it)."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions
+
+    return StateDictOptions(ignore_frozen_params=lora, strict=not lora)
+
+
+def _state(model, optim, lora: bool) -> tuple[dict, dict]:
+    """This rank's shards of the weights and optimizer state. LoRA: the trainable weights alone (a tied output
+    head is frozen too, but ``ignore_frozen_params`` knows it only by its embedding's name)."""
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+
+    weights, optim_state = get_state_dict(model, optim, options=_sharded(lora))
+    if lora:
+        trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+        weights = {k: v for k, v in weights.items() if k in trainable}
+    return weights, optim_state
 
 
 def full_weights(model) -> dict[str, torch.Tensor]:
@@ -60,43 +87,72 @@ def save_model(model, weights: dict | None, tokenizer, path: Path) -> None:
     staging.rmdir()
 
 
-def save(model, optim, weights: dict, state: dict, path: Path, world: World) -> None:
-    """Weights (or adapter), optimizer, every rank's RNG and the loop's ``state`` (step, tokens, history);
-    ``weights`` from ``full_weights``."""
-    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+def _siblings(path: Path) -> tuple[Path, Path]:
+    return path.with_name(path.name + ".tmp"), path.with_name(path.name + ".old")
 
-    optim_state = get_optimizer_state_dict(model, optim, options=_full())
-    rngs = world.gather(torch.get_rng_state())
+
+@contextmanager
+def _one_process_quietly():
+    """DCP warns that it 'assumes the intent is to save in a single process' without a process group: in a
+    one-process run that is exactly the intent."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled", category=UserWarning)
+        yield
+
+
+def save(model, optim, state: dict, path: Path, world: World, lora: bool) -> None:
+    """Every rank writes its shards of the weights (or adapter) and optimizer and its RNG; rank 0 the loop's
+    ``state`` (step, tokens, history) and swaps the new checkpoint in. A collective: every rank calls it."""
+    import torch.distributed.checkpoint as dcp
+
+    tmp, old = _siblings(path)
     if world.main:
-        tmp = path.with_name(path.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        save_model(model, weights, None, tmp)
-        torch.save(optim_state, tmp / "optimizer.pt")
-        torch.save(rngs, tmp / "rng.pt")
-        (tmp / "state.json").write_text(json.dumps({**state, "world_size": world.size}))
-        shutil.rmtree(path, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    world.barrier()
+    weights, optim_state = _state(model, optim, lora)
+    with _one_process_quietly():
+        dcp.save({"model": weights, "optim": optim_state}, checkpoint_id=str(tmp), no_dist=world.size == 1)
+    torch.save(torch.get_rng_state(), tmp / f"rng-{world.rank}.pt")
+    world.barrier()  # every rank's files are in
+    if world.main:
+        (tmp / STATE).write_text(json.dumps({**state, "world_size": world.size, "format": "dcp"}))
+        shutil.rmtree(old, ignore_errors=True)
+        if path.exists():
+            path.rename(old)
         tmp.rename(path)
+        shutil.rmtree(old, ignore_errors=True)
         mark(path.parent, "model")  # a crashed run's folder is ours: --resume may write there again
     world.barrier()  # no rank runs ahead (or reads the dir) before it is whole
 
 
-def read_state(path: Path, resume: bool) -> dict | None:
-    """The checkpoint's step and history, or None for a fresh run; ``--resume`` without one is an error."""
-    state = json.loads((path / "state.json").read_text()) if resume and (path / "state.json").is_file() else None
-    if resume and state is None:
+def find(path: Path) -> Path | None:
+    """The newest whole checkpoint: ``path``, or (killed while swapping it in) its ``.tmp`` or ``.old``."""
+    return next((p for p in (path, *_siblings(path)) if (p / STATE).is_file()), None)
+
+
+def read_state(path: Path, resume: bool) -> tuple[dict, Path] | None:
+    """The checkpoint's loop state and its dir, or None for a fresh run; ``--resume`` without one is an error."""
+    found = find(path) if resume else None
+    if resume and found is None:
         raise FileNotFoundError(f"--resume: no checkpoint in {path}")
-    return state
+    if found and not (found / ".metadata").is_file():
+        raise FileNotFoundError(
+            f"--resume: {found} is a checkpoint of an earlier steca-data (whole weights + optimizer.pt, before "
+            "sharded checkpoints); finish that run with the version that wrote it, or start again without --resume"
+        )
+    return (json.loads((found / STATE).read_text()), found) if found else None
 
 
-def load_optimizer_and_rng(model, optim, path: Path, world: World) -> None:
-    """Optimizer state (sharded onto this rank under FSDP) and this rank's RNG, as they were when saved."""
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+def load(model, optim, path: Path, world: World, lora: bool) -> None:
+    """Weights, optimizer state (resharded onto this world) and this rank's RNG, as they were when saved.
+    ``model`` is the wrapped (FSDP2 / DDP'd) model, ``optim`` its fresh optimizer. A collective."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import set_state_dict
 
-    state = torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True)
-    if isinstance(state["param_groups"][0]["params"][0], int):  # a checkpoint from before name-keyed state
-        optim.load_state_dict(state)
-    else:
-        set_optimizer_state_dict(model, optim, state, options=StateDictOptions(full_state_dict=True))
-    rngs = torch.load(path / "rng.pt", weights_only=True)
-    rngs = [rngs] if isinstance(rngs, torch.Tensor) else rngs
-    torch.set_rng_state(rngs[world.rank] if world.rank < len(rngs) else rngs[0])
+    weights, optim_state = _state(model, optim, lora)
+    with _one_process_quietly():
+        dcp.load({"model": weights, "optim": optim_state}, checkpoint_id=str(path), no_dist=world.size == 1)
+    set_state_dict(model, optim, model_state_dict=weights, optim_state_dict=optim_state, options=_sharded(lora))
+    rng = path / f"rng-{world.rank}.pt"  # more ranks now than when saved: the new ones take rank 0's
+    torch.set_rng_state(torch.load(rng if rng.is_file() else path / "rng-0.pt", weights_only=True))

@@ -50,6 +50,12 @@ class World:
             dist.barrier()
 
 
+def launched_processes() -> int:
+    """How many processes this launch has (``torchrun`` sets ``WORLD_SIZE``); 1 without a launcher. Safe before
+    ``setup``: the command line checks settings against it before any work."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def is_main_process() -> bool:
     """Rank 0 (or no launcher): the process that prints, logs and writes. Safe before ``setup``."""
     return int(os.environ.get("RANK", "0")) == 0

@@ -76,28 +76,23 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
 
 
-def load_for_training(init: str | Path, spec: SFTSpec, device: torch.device, resume_dir: Path | None = None):
-    """The model to train: full weights, or the base wrapped with a (possibly resumed) LoRA adapter."""
+def load_for_training(init: str | Path, spec: SFTSpec, device: torch.device):
+    """The model to train: full weights, or the base wrapped with a fresh LoRA adapter (seeded by the caller)."""
     from transformers import AutoModelForCausalLM
 
     if spec.lora is None:
-        model = AutoModelForCausalLM.from_pretrained(str(resume_dir or init), dtype=torch.float32)
-        return model.to(device)
-    from peft import LoraConfig, PeftModel, get_peft_model
+        return AutoModelForCausalLM.from_pretrained(str(init), dtype=torch.float32).to(device)
+    from peft import LoraConfig, get_peft_model
 
     base = AutoModelForCausalLM.from_pretrained(str(Path(init).resolve()), dtype=torch.float32)
-    if resume_dir is not None:
-        model = PeftModel.from_pretrained(base, str(resume_dir), is_trainable=True)
-    else:
-        config = LoraConfig(
-            task_type="CAUSAL_LM",
-            r=spec.lora.r,
-            lora_alpha=spec.lora.alpha,
-            lora_dropout=spec.lora.dropout,
-            target_modules=list(spec.lora.target_modules),
-        )
-        model = get_peft_model(base, config)
-    return model.to(device)
+    config = LoraConfig(
+        task_type="CAUSAL_LM",
+        r=spec.lora.r,
+        lora_alpha=spec.lora.alpha,
+        lora_dropout=spec.lora.dropout,
+        target_modules=list(spec.lora.target_modules),
+    )
+    return get_peft_model(base, config).to(device)
 
 
 def total_steps(spec: SFTSpec, batches_per_epoch: int) -> int:
@@ -181,8 +176,9 @@ def optimizer_step(eng: Engine, optim, micro: list[list[Example]], spec: SFTSpec
     return loss_sum, int(tokens)
 
 
-def prepare(spec: SFTSpec, init: str | Path, resume_dir: Path | None) -> Engine:
-    """Join the world, load the model (resumed or fresh), checkpoint its activations if asked, and wrap it."""
+def prepare(spec: SFTSpec, init: str | Path) -> Engine:
+    """Join the world, load ``init``, checkpoint its activations if asked, and wrap it (a resumed run's
+    weights are loaded into the wrapped model: ``checkpoint.load``)."""
     world, device = setup(spec.device)
     if spec.grad_accum % world.size:
         raise ValueError(
@@ -190,7 +186,7 @@ def prepare(spec: SFTSpec, init: str | Path, resume_dir: Path | None) -> Engine:
             f"a step's micro-batches are dealt to the ranks evenly (e.g. --set sft.grad_accum={world.size})"
         )
     torch.manual_seed(spec.seed)  # the same on every rank: LoRA's initial adapter must be identical
-    model = load_for_training(init, spec, device, resume_dir=resume_dir)
+    model = load_for_training(init, spec, device)
     model.config.use_cache = False
     if spec.activation_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -221,14 +217,14 @@ def train(
     if spec.threads:
         torch.set_num_threads(spec.threads)
     ckpt = out / CHECKPOINT_DIR
-    state = checkpoint.read_state(ckpt, resume)
-    eng = prepare(spec, init, ckpt if state else None)
+    found, lora = checkpoint.read_state(ckpt, resume), spec.lora is not None
+    eng = prepare(spec, init)
     optim = make_optimizer(eng.model, spec, eng.device)
     step, tokens, history, window = 0, 0, [], []  # window: losses since the last logged mean
-    if state:
-        checkpoint.load_optimizer_and_rng(eng.model, optim, ckpt, eng.world)
-        step, tokens, history = state["step"], state.get("tokens", 0), state["history"]
-        window = state.get("window", [])
+    if found:
+        (state, from_dir) = found
+        checkpoint.load(eng.model, optim, from_dir, eng.world, lora)
+        step, tokens, history, window = state["step"], state["tokens"], state["history"], state["window"]
     batches = MicroBatches(examples, spec)
     n_steps = total_steps(spec, batches.per_epoch)
     start, stopped, tokens_before = time.monotonic(), False, tokens
@@ -256,8 +252,7 @@ def train(
         if progress:
             progress(step, n_steps, last_loss)
         if step % spec.save_every == 0 and step < n_steps:
-            weights = checkpoint.full_weights(eng.model)
-            checkpoint.save(eng.model, optim, weights, loop_state(), ckpt, eng.world)
+            checkpoint.save(eng.model, optim, loop_state(), ckpt, eng.world, lora)
         if spec.time_budget_s and step < n_steps and _over_budget(elapsed, spec, eng.world):
             if over_budget == "fail":
                 raise TimeBudgetExceeded(
@@ -268,10 +263,11 @@ def train(
             break
     seconds = time.monotonic() - start
     eng.model.config.use_cache = True  # off for training only; inference wants the KV cache
-    weights = checkpoint.full_weights(eng.model)  # one collective gather serves the model and its checkpoint
+    checkpoint.save(eng.model, optim, loop_state(), ckpt, eng.world, lora)  # sharded: a later --resume goes on
+    weights = checkpoint.full_weights(eng.model)  # the one gather of the whole model, to rank 0's CPU
     if eng.world.main:
         checkpoint.save_model(eng.model, weights, tokenizer, out)
-    checkpoint.save(eng.model, optim, weights, loop_state(), ckpt, eng.world)
+    del weights
     result = TrainResult(step, tokens, seconds, last_loss, out, stopped, n_steps, history)
     if eng.world.main:
         write_train_log(result, spec, len(examples), eng, _n_params(eng.model), tokens - tokens_before)

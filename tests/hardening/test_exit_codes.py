@@ -51,6 +51,12 @@ def box(cli, built, tmp_path) -> Path:
     (tmp_path / "adapter").mkdir()
     (tmp_path / "adapter" / "adapter_config.json").write_text("{}")
     save_file({"w": zeros(2)}, str(tmp_path / "adapter" / "adapter_model.safetensors"))
+    from steca_data.core.outputs import mark
+
+    (tmp_path / "old" / "checkpoint").mkdir(parents=True)  # a run checkpointed before sharded (DCP) checkpoints
+    mark(tmp_path / "old", "model")
+    (tmp_path / "old" / "checkpoint" / "state.json").write_text('{"step": 3, "history": []}')
+    (tmp_path / "old" / "checkpoint" / "optimizer.pt").write_bytes(b"")
     return tmp_path
 
 
@@ -67,6 +73,10 @@ CASES = {
     "sft-resume-without-checkpoint": (
         ["sft", "--recipe", "b/recipe.yaml", "--model", "model", "--out", "new", "--resume"],
         "no checkpoint",
+    ),
+    "sft-resume-old-checkpoint": (
+        ["sft", "--recipe", "b/recipe.yaml", "--model", "model", "--out", "old", "--resume"],
+        "checkpoint of an earlier steca-data",
     ),
     "eval-missing-model": (["eval", "--recipe", "b/recipe.yaml", "--model", "nowhere"], "not a model directory"),
     "eval-empty-model": (["eval", "--recipe", "b/recipe.yaml", "--model", ""], "--model"),

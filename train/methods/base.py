@@ -106,6 +106,17 @@ class WeightedMethod(Method):
 
     trainer = "weighted"
 
+    def check(self, recipe) -> str | None:
+        from steca_data.training.distributed import launched_processes
+
+        world, accum = launched_processes(), recipe.reinforce.grad_accum
+        if accum % world:
+            return (
+                f"reinforce.grad_accum ({accum}) must be a multiple of the number of processes ({world}): "
+                f"a step's micro-batches are dealt to the ranks evenly (--set reinforce.grad_accum={world})"
+            )
+        return super().check(recipe)
+
     def settings(self, recipe) -> dict:
         return {**super().settings(recipe), "train": weighted_settings(recipe)}
 
@@ -146,8 +157,18 @@ class DPOMethod(Method):
     kinds: ClassVar[tuple[str, ...]]  # the trl-dpo ``kind`` values it trains on
 
     def check(self, recipe) -> str | None:
+        from steca_data.training.distributed import launched_processes
+        from steca_train.dpo import dpo_batch_problem
+
         if not recipe.uses_engine:  # every pair comes from the engine's proposals and rollouts
             return f"datasets: {self.name} pairs the engine's rollouts: the recipe must build dc, de or ds"
+        world, rounds = launched_processes(), self.rounds(self.options(recipe))
+        if world > 1 and rounds > 1:
+            return (f"reinforce.methods.{self.name}.rounds: {rounds} rounds explore with the inference engine between "
+                    f"trainings, which runs in one process, not under torchrun; launch without torchrun, or train "
+                    f"one round per launch (--set reinforce.methods.{self.name}.rounds=1)")  # fmt: skip
+        if recipe.reinforce.dpo.batch_size % world:
+            return dpo_batch_problem(recipe.reinforce.dpo.batch_size, world)
         return super().check(recipe)
 
     def thresholds(self, options) -> dict[str, float]:
