@@ -22,7 +22,7 @@ from steca_data.recipe.model import Recipe
 from steca_data.stages.agent import AgentHandle
 from steca_data.stages.base import BuildContext
 from steca_data.stages.experts import ExpertTrajectories
-from steca_data.stages.imports import ImportedTasks
+from steca_data.stages.imports import BuiltExperts, ImportedTasks
 
 MANIFEST = "build.json"
 MANIFEST_VERSION = "1"
@@ -86,6 +86,16 @@ def publish(ctx: BuildContext, build_dir: Path, doc: dict) -> None:
             return make_policy(spec, model)
 
         ctx.publish(AgentHandle(doc["agent"]["policy_id"], model, load))
+
+
+def built_experts(build_dir: Path) -> BuiltExperts:
+    """The stage that gives a new build over this build's cache the same experts and walked tasks, read from the
+    cache (an iterated method's rounds): the recipe's input files are not read again."""
+    doc = read_manifest(build_dir)
+    if doc is None:
+        raise FileNotFoundError(f"{build_dir / MANIFEST}: missing (built by an older steca-data: build it again)")
+    tasks = tuple(Task.model_validate(t) for t in doc.get("walk_tasks", []))
+    return BuiltExperts(tuple(doc["experts"]), tasks)
 
 
 @contextmanager
