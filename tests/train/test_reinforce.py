@@ -121,7 +121,7 @@ def experiment_recipe(tmp_path_factory, trained_model_dir):
 
 def test_methods_train_on_the_bytes_their_exports_write(experiment_recipe, tokenizer, tmp_path):
     """steca-dpo's pairs are `export --format trl-dpo`'s kind-steca rows, STeP's rows are `--format step`'s
-    (pairs are built once, in export/pairs.py); then one DPO run on them."""
+    (pairs are built once, by each method's data module, export/methods/); then one DPO run on them."""
     from datasets import load_from_disk
 
     from steca_data.build.builder import Builder
