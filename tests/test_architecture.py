@@ -114,6 +114,18 @@ def test_every_stage_module_fills_in_the_template():
         assert type(stage)._run is Stage._run, f"{type(stage).__name__} rewrites the run loop"
 
 
+def test_the_experiments_steps_fill_in_the_same_template():
+    """train, evaluate, calibrate: stages of the build's template (units with keys, the one run loop)."""
+    from steca_data.stages.base import Stage
+    from steca_train import steps
+
+    found = [c for c in vars(steps).values() if isinstance(c, type) and issubclass(c, steps.ExperimentStep)]
+    assert {c.__name__ for c in found} >= {"TrainStep", "EvalStep", "CasesStep", "RecoveryStep", "NllStep"}
+    for cls in found:
+        assert issubclass(cls, Stage) and cls.plan is Stage.plan and cls.run is Stage.run, cls.__name__
+        assert cls._run is Stage._run and cls.table == "artifacts", cls.__name__
+
+
 # A method's name (as a string the code uses, not prose) appears only in its homes: its training module, its data
 # module and the two registries. Allowed elsewhere, each with its reason:
 NAME_ALLOWED = {

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from steca_data.cache.store import Cache
@@ -99,12 +99,18 @@ def built_experts(build_dir: Path) -> BuiltExperts:
 
 
 @contextmanager
-def open_build_dir(recipe: Recipe, build_dir: Path, cache_path: Path) -> Iterator[BuildContext]:
-    """A read-only context over a finished build from its manifest and cache alone (no stage is compiled)."""
+def open_build_dir(
+    recipe: Recipe, build_dir: Path, cache_path: Path, shared: Cache | None = None
+) -> Iterator[BuildContext]:
+    """A read-only context over a finished build from its manifest and cache alone (no stage is compiled).
+
+    ``shared``: a handle on the same file that the caller holds open (and closes): DuckDB refuses a read-only
+    and a read-write handle on one file in one process, so a process that writes to the cache reads through
+    its own handle."""
     doc = read_manifest(build_dir)
     if doc is None:
         raise FileNotFoundError(f"{build_dir / MANIFEST}: missing (built by an older steca-data: build it again)")
-    with Cache(cache_path, read_only=True) as cache:
+    with nullcontext(shared) if shared is not None else Cache(cache_path, read_only=True) as cache:
         ctx = BuildContext(recipe, cache)
         try:
             publish(ctx, build_dir, doc)

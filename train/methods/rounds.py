@@ -35,7 +35,8 @@ def explore(run: MethodRun, model: Path, round_: int) -> BuildDir:
     )
     run.reporter.info(f"round {round_}: exploring with {model.name}")
     Builder(recipe, run.reporter, experts=built_experts(run.build.path)).build()
-    return BuildDir.open(out)
+    explored = BuildDir.open(out)
+    return explored.share(run.build.shared_cache) if run.build.shared_cache is not None else explored
 
 
 def round_model(run: MethodRun, round_: int, rounds: int) -> Path:
