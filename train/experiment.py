@@ -45,8 +45,11 @@ def run_build(recipe, reporter) -> tuple[Path, str, str, dict]:
     from steca_data.build.builder import Builder, open_build
     from steca_data.stages.agent import AgentHandle
 
-    if recipe.policy.backend != "transformers":
-        raise ValueError("experiment: policy.backend must be 'transformers' (methods are trained locally)")
+    if recipe.policy.backend not in ("transformers", "vllm"):  # methods train into model dirs, which both load
+        raise ValueError(
+            f"policy.backend: the experiment plays the models it trains, so 'transformers' or 'vllm' "
+            f"(got {recipe.policy.backend!r})"
+        )
     if "expert" not in recipe.datasets or not recipe.uses_engine:  # each method checks the datasets it reads
         raise ValueError("experiment: datasets must include expert and the engine's (dc, de or ds)")
     summary = Builder(recipe, reporter).build()

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -180,10 +182,25 @@ def model_policy_id(exp: Context, model: Path) -> str:
     return policy_id(exp.recipe.policy, str(model))
 
 
-def load_policy(exp: Context, model: Path):
+@contextmanager
+def played(exp: Context, model: Path) -> Iterator:
+    """The recipe's policy backend on ``model``, for one unit. Models are played one after another, so a vLLM
+    engine the unit started is shut down after it (its KV cache and weights freed for the next model's)."""
     from steca_data.policies.factory import make_policy
 
-    return make_policy(exp.recipe.policy, str(model))
+    engine = exp.recipe.policy.backend == "vllm"
+    if engine:
+        from steca_data.policies.vllm_policy import engine_running, release_engines
+
+        started = not engine_running(str(model))
+    policy = make_policy(exp.recipe.policy, str(model))
+    try:
+        yield policy
+    finally:
+        if engine:
+            policy.close()
+            if started:
+                release_engines(str(model))
 
 
 class EvalStep(ExperimentStep):
@@ -210,11 +227,11 @@ class EvalStep(ExperimentStep):
         from steca_train.evaluate import eval_modes, evaluate
 
         (name, model), r, seed = unit.item, self.exp.recipe, self.seed
-        policy = load_policy(self.exp, model)
         params = sampling_params(r.policy, seed=seed)
         modes = eval_modes(False, r.eval.greedy, r.eval.samples, r.eval.temperature, params)
         max_steps = r.eval.max_steps or r.env.max_steps
-        results = evaluate(r, policy, r.eval.splits, modes, max_steps, r.eval.limit, seed, self.exp.reporter)
+        with played(self.exp, model) as policy:
+            results = evaluate(r, policy, r.eval.splits, modes, max_steps, r.eval.limit, seed, self.exp.reporter)
         doc = {"method": name, "seed": seed, "model": str(model), "results": [asdict(x) for x in results]}
         return self.exp.out, doc
 
@@ -248,7 +265,8 @@ class CasesStep(ExperimentStep):
         backend = make_backend(r.env)
         try:
             walks = expert_walks(r, list_tasks(r.env, split)[:limit], backend)
-            cases = find_cases(r, load_policy(exp, exp.base_model), walks, backend, r.policy.max_new_tokens)
+            with played(exp, exp.base_model) as policy:
+                cases = find_cases(r, policy, walks, backend, r.policy.max_new_tokens)
         finally:
             backend.close()
         return exp.out, {"split": split, "tasks": len(walks), "cases": case_dicts(cases)}
@@ -287,8 +305,8 @@ class RecoveryStep(ExperimentStep):
         params = sampling_params(r.policy, temperature=r.eval.temperature, seed=self.seed)
         backend = make_backend(r.env)
         try:
-            return exp.out, {"cases": len(cases), **play_cases(r, load_policy(exp, model), cases, params, self.seed,
-                                                                backend)}  # fmt: skip
+            with played(exp, model) as policy:
+                return exp.out, {"cases": len(cases), **play_cases(r, policy, cases, params, self.seed, backend)}
         finally:
             backend.close()
 

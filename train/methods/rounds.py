@@ -35,6 +35,10 @@ def explore(run: MethodRun, model: Path, round_: int) -> BuildDir:
     )
     run.reporter.info(f"round {round_}: exploring with {model.name}")
     Builder(recipe, run.reporter, experts=built_experts(run.build.path)).build()
+    if r.policy.backend == "vllm":  # the round's model explores once: its engine's memory is the next model's
+        from steca_data.policies.vllm_policy import release_engines
+
+        release_engines(str(model))
     explored = BuildDir.open(out)
     return explored.share(run.build.shared_cache) if run.build.shared_cache is not None else explored
 
