@@ -182,3 +182,84 @@ def test_each_stage_owns_its_tables():
     store = (REPO / "steca_data" / "cache" / "store.py").read_text()
     assert store.count("CREATE TABLE") == len(CORE_TABLES) and "CREATE OR REPLACE VIEW" not in store
     assert {"rollouts", "proposals", "reflections", "gold_paths", "step_rewards"} <= set(names)
+
+
+def test_the_experiments_steps_fill_in_the_same_template():
+    """train, evaluate, calibrate: stages of the build's template (units with keys, the one run loop)."""
+    from steca_data.stages.base import Stage
+    from steca_train import steps
+
+    found = [c for c in vars(steps).values() if isinstance(c, type) and issubclass(c, steps.ExperimentStep)]
+    assert {c.__name__ for c in found} >= {"TrainStep", "EvalStep", "CasesStep", "RecoveryStep", "NllStep"}
+    for cls in found:
+        assert issubclass(cls, Stage) and cls.plan is Stage.plan and cls.run is Stage.run, cls.__name__
+        assert cls._run is Stage._run and cls.table == "artifacts", cls.__name__
+
+
+# A method's name (as a string the code uses, not prose) appears only in its homes: its training module, its data
+# module and the two registries. Allowed elsewhere, each with its reason:
+NAME_ALLOWED = {
+    ("eto", "steca_data/envs/scienceworld/"): "ETO's 24 task types: a benchmark split of the env plugin named "
+    "after the paper (env.game: eto), not the method",
+    ("rft", "steca_data/export/sharegpt.py"): "`steca_rft.json`, the file name STeCa's own training scripts read",
+    ("steca-sft", "train/methods/steca_dpo.py"): "steca-dpo's `starts_from`: it continues steca-sft's model",
+}
+# Names that are also ordinary words of this code base, so a string check cannot tell them apart: the recipe's
+# warm-up section `sft`, a trajectory's `step`, the project's own name `steca`. Their modules exist all the same.
+NAME_NOT_CHECKED = {"sft", "step", "steca"}
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    kinds = ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef
+    return {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, kinds) and node.body and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }  # fmt: skip
+
+
+def _homes(name: str) -> set[str]:
+    from steca_data.export.methods import METHOD_DATA
+    from steca_train.methods import METHODS
+
+    homes = {"train/methods/__init__.py", "steca_data/export/methods/__init__.py"}
+    for registry, root in ((METHODS, "train/methods"), (METHOD_DATA, "steca_data/export/methods")):
+        if name in registry:
+            homes.add(f"{root}/{registry[name].partition(':')[0].rsplit('.', 1)[1]}.py")
+    return homes
+
+
+def test_method_names_appear_only_in_their_own_modules():
+    """The experiment runner, the CLI, the report and the exports iterate the registries; none names a method."""
+    import re
+
+    from steca_train.methods import method_names
+
+    names = [n for n in method_names() if n not in NAME_NOT_CHECKED]
+    assert {"rft", "steca-sft", "steca-dpo", "ipr", "eto"} <= set(names)
+    patterns = {n: re.compile(rf"(?<![A-Za-z0-9-]){re.escape(n)}(?![A-Za-z0-9-])") for n in names}
+    wrong = []
+    for root in ("steca_data", "train"):
+        for path, tree in _modules(root):
+            rel, docs = path.relative_to(REPO).as_posix(), _docstrings(tree)
+            for node in ast.walk(tree):
+                if not isinstance(node, ast.Constant) or not isinstance(node.value, str) or id(node) in docs:
+                    continue
+                for name, pattern in patterns.items():
+                    if not pattern.search(node.value) or rel in _homes(name):
+                        continue
+                    if any(name == n and rel.startswith(where) for n, where in NAME_ALLOWED):
+                        continue
+                    wrong.append(f"{rel}:{node.lineno} names method {name!r}: {node.value[:60]!r}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_every_method_of_the_data_registry_is_a_training_method():
+    from steca_data.export.methods import METHOD_DATA, method_data
+    from steca_train.methods import method, method_names
+
+    for name in METHOD_DATA:
+        assert name in method_names() and method_data(name).method == name
+        if method(name).trainer == "dpo":
+            assert method(name).kinds, name

@@ -1,72 +1,43 @@
-"""``steca-train experiment``: the paper's table in miniature, cached step by step.
+"""``steca-train experiment``: the paper's table in miniature, cached unit by unit.
 
-    build (warm-up base agent → proposals → rollouts → reflections → Dc/De/Ds)     the build's DuckDB cache
-    for each seed, for each method: train from the base agent → evaluate seen/unseen → calibration analysis
+    build (warm-up base agent → proposals → rollouts → reflections → Dc/De/Ds)     the builder's stages
+    for each seed: train each method → evaluate seen/unseen → calibration analysis   the experiment's stages
     aggregate: results.json, results.md, methods.png, calibration.png, losses.png
 
-Every step writes its output under a directory (or JSON file) named by a hash of exactly what it depends
-on (the base agent's weights digest, the built rows' fingerprint, the training settings, the seed, the
-evaluation settings), and writes it last, atomically. A rerun finds those and redoes only what changed.
-Seeds vary the methods' training (batch order) and evaluation sampling; the warm-up and the build are
-shared by all seeds (they are the expensive, deterministic data side).
+The build runs through the builder's stages; the experiment's steps run through the same stage template
+(``steca_train.steps``): every unit has a key (a hash of exactly what it depends on: the base agent's weights
+digest, the built rows' fingerprint, the training settings, the seed, the evaluation settings) and its record is
+written last, after its files, into the build's cache. A rerun — or a killed run started again — finds those and
+computes only the units that are missing. Seeds vary the methods' training (batch order) and evaluation sampling;
+the warm-up and the build are shared by all seeds (they are the expensive, deterministic data side).
 """
 
 from __future__ import annotations
 
-import shutil
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 from steca_data.build.builder import played_env
-from steca_data.core.keys import unit_key
+from steca_data.cache.store import Cache
 from steca_data.export.build_dir import BuildDir
+from steca_data.stages.base import BuildContext
 from steca_train.methods import method as find_method
 from steca_train.methods import recipe_methods
-from steca_train.methods.base import MethodRun, weight_summary
-
-EXPERIMENT_VERSION = "1"
-
-
-@dataclass
-class StepRecord:
-    name: str
-    status: str  # computed | cached
-    seconds: float
-
-
-@dataclass
-class Context:
-    recipe: object
-    reporter: object
-    out: Path
-    base_model: Path
-    base_policy_id: str
-    build: BuildDir
-    data_fingerprint: str
-    steps: list[StepRecord] = field(default_factory=list)
-
-    def record(self, name: str, status: str, start: float) -> None:
-        self.steps.append(StepRecord(name, status, round(time.monotonic() - start, 1)))
-        self.reporter.info(f"{name}: {status} ({time.monotonic() - start:.0f}s)")
-
-
-def _found(ctx: Context, key: str) -> dict | None:
-    """A finished step's record from the build's DuckDB ``artifacts`` table (None if absent or deleted)."""
-    from steca_data.cache.store import Cache
-
-    with Cache(ctx.recipe.cache_path) as cache:
-        return cache.get_artifact(key)
-
-
-def _keep(ctx: Context, key: str, kind: str, path: Path, doc: dict) -> dict:
-    """Record a finished step, after its files (if any) are complete: the record is the step's commit."""
-    from steca_data.cache.store import Cache
-
-    with Cache(ctx.recipe.cache_path) as cache:
-        cache.put_artifact(key, kind, path, doc)
-    return doc
+from steca_train.methods.base import weight_summary
+from steca_train.steps import (
+    CasesStep,
+    Context,
+    EvalStep,
+    NllStep,
+    RecoveryStep,
+    StepRecord,
+    TrainStep,
+    eval_settings,
+    method_model,
+    run_step,
+)
 
 
 # ----------------------------------------------------------------------------------------------- build
@@ -75,8 +46,11 @@ def run_build(recipe, reporter) -> tuple[Path, str, str, dict]:
     from steca_data.build.builder import Builder, open_build
     from steca_data.stages.agent import AgentHandle
 
-    if recipe.policy.backend != "transformers":
-        raise ValueError("experiment: policy.backend must be 'transformers' (methods are trained locally)")
+    if recipe.policy.backend not in ("transformers", "vllm"):  # methods train into model dirs, which both load
+        raise ValueError(
+            f"policy.backend: the experiment plays the models it trains, so 'transformers' or 'vllm' "
+            f"(got {recipe.policy.backend!r})"
+        )
     if "expert" not in recipe.datasets or not recipe.uses_engine:  # each method checks the datasets it reads
         raise ValueError("experiment: datasets must include expert and the engine's (dc, de or ds)")
     summary = Builder(recipe, reporter).build()
@@ -128,150 +102,6 @@ def build_stats(ctx) -> dict:
     }
 
 
-# ------------------------------------------------------------------------------------------- methods
-def method_key(ctx: Context, name: str, seed: int) -> str:
-    """What a method's trained model depends on: its data, its settings, the model it starts from, the seed."""
-    m, r = find_method(name), ctx.recipe
-    parts = {"base": ctx.base_policy_id, "seed": seed, "history": r.prompt.history, "data": ctx.data_fingerprint,
-             **m.settings(r)}  # fmt: skip
-    if m.starts_from:
-        parts["init"] = method_key(ctx, m.starts_from, seed)
-    return unit_key("method", EXPERIMENT_VERSION, method=name, **parts)
-
-
-def method_dir(ctx: Context, name: str, seed: int) -> Path:
-    return ctx.out / "models" / f"{name}-s{seed}-{method_key(ctx, name, seed)[:10]}"
-
-
-def train_method(ctx: Context, name: str, seed: int) -> Path:
-    """The model of method ``name`` for ``seed``: the base agent itself for a method that trains nothing, else
-    trained from the base agent (or from the model of the method it starts from), or found."""
-    m = find_method(name)
-    if not m.trains:
-        return ctx.base_model
-    final, key = method_dir(ctx, name, seed), method_key(ctx, name, seed)
-    if _found(ctx, key) is not None:
-        ctx.steps.append(StepRecord(f"train {name} s{seed}", "cached", 0.0))
-        return final
-    init = train_method(ctx, m.starts_from, seed) if m.starts_from else ctx.base_model
-    start = time.monotonic()
-    work = final.with_name(final.name + ".tmp")
-    shutil.rmtree(work, ignore_errors=True)
-    run = MethodRun(recipe=ctx.recipe, build=ctx.build, init=init, base=ctx.base_model, out=work,
-                    scratch=ctx.out / "rounds" / final.name, seed=seed, reporter=ctx.reporter,
-                    options=m.options(ctx.recipe))  # fmt: skip
-    info = m.train(run)
-    shutil.rmtree(work / "checkpoint", ignore_errors=True)  # the experiment never resumes mid-run
-    shutil.rmtree(final, ignore_errors=True)
-    work.rename(final)
-    _keep(ctx, key, "method", final, {"method": name, "seed": seed, "key": key, **info})
-    ctx.record(f"train {name} s{seed}", "computed", start)
-    return final
-
-
-# ---------------------------------------------------------------------------------------------- eval
-def _policy(ctx: Context, model: Path):
-    from steca_data.policies.factory import make_policy
-
-    return make_policy(ctx.recipe.policy, str(model))
-
-
-def _eval_settings(recipe) -> dict:
-    e = recipe.eval
-    return {
-        "eval": e.model_dump(mode="json", exclude={"seed"}),
-        "env": recipe.env.model_dump(mode="json", exclude={"workers", "jvm_max_heap"}),
-        "decoding": recipe.policy.model_dump(mode="json", exclude={"batch_size", "threads", "device", "model"}),
-        "prompt": recipe.prompt.model_dump(mode="json"),
-    }
-
-
-def _policy_id(ctx: Context, model: Path) -> str:
-    from steca_data.policies.ids import policy_id
-
-    return policy_id(ctx.recipe.policy, str(model))
-
-
-def evaluate_method(ctx: Context, method: str, model: Path, seed: int, policy_box: dict) -> dict:
-    """Seen/unseen results of one model and seed (evaluation episodes also land in the build's cache)."""
-    from steca_data.policies.base import sampling_params
-    from steca_train.evaluate import eval_modes, evaluate
-
-    r = ctx.recipe
-    key = unit_key("exp-eval", EXPERIMENT_VERSION, policy=_policy_id(ctx, model), seed=seed, **_eval_settings(r))
-    found = _found(ctx, key)
-    if found is not None:
-        ctx.steps.append(StepRecord(f"eval {method} s{seed}", "cached", 0.0))
-        return found
-    start = time.monotonic()
-    policy = policy_box.setdefault("policy", _policy(ctx, model))
-    modes = eval_modes(False, r.eval.greedy, r.eval.samples, r.eval.temperature, sampling_params(r.policy, seed=seed))
-    max_steps = r.eval.max_steps or r.env.max_steps
-    results = evaluate(r, policy, r.eval.splits, modes, max_steps, r.eval.limit, seed, ctx.reporter)
-    doc = {"method": method, "seed": seed, "model": str(model), "results": [asdict(x) for x in results]}
-    _keep(ctx, key, "exp-eval", ctx.out, doc)
-    ctx.record(f"eval {method} s{seed}", "computed", start)
-    return doc
-
-
-def calibration_cases(ctx: Context, split: str) -> list:
-    """Deviation cases on a held-out split, found once with the base agent (shared by methods and seeds)."""
-    from steca_data.envs.registry import list_tasks, make_backend
-    from steca_train.recovery import case_dicts, cases_from_dicts, expert_walks, find_cases
-
-    r = ctx.recipe
-    limit = r.experiment.calibration.tasks or r.eval.limit
-    key = unit_key("cases", EXPERIMENT_VERSION, base=ctx.base_policy_id, split=split, limit=limit, **_eval_settings(r))
-    found = _found(ctx, key)
-    if found is not None:
-        return cases_from_dicts(found["cases"])
-    start = time.monotonic()
-    backend = make_backend(played_env(r))
-    try:
-        walks = expert_walks(r, list_tasks(played_env(r), split)[:limit], backend)
-        cases = find_cases(r, _policy(ctx, ctx.base_model), walks, backend, r.policy.max_new_tokens)
-    finally:
-        backend.close()
-    _keep(ctx, key, "cases", ctx.out, {"split": split, "tasks": len(walks), "cases": case_dicts(cases)})
-    ctx.record(f"calibration cases {split}", "computed", start)
-    return cases
-
-
-def calibration_method(ctx: Context, method: str, model: Path, seed: int, policy_box: dict) -> dict:
-    from steca_data.envs.registry import make_backend
-    from steca_data.policies.base import sampling_params
-    from steca_train.recovery import play_cases
-
-    r = ctx.recipe
-    out = {}
-    for split in r.experiment.calibration.splits:
-        cases = calibration_cases(ctx, split)
-        key = unit_key(
-            "recovery", EXPERIMENT_VERSION, policy=_policy_id(ctx, model), seed=seed, split=split,
-            cases=[(c.task.task_id, c.t, c.deviated.action) for c in cases], **_eval_settings(r),
-        )  # fmt: skip
-        found = _found(ctx, key)
-        if found is not None:
-            ctx.steps.append(StepRecord(f"calibration {method} s{seed} {split}", "cached", 0.0))
-            out[split] = found
-            continue
-        start = time.monotonic()
-        if not cases:
-            doc = {"cases": 0}
-        else:
-            policy = policy_box.setdefault("policy", _policy(ctx, model))
-            params = sampling_params(r.policy, temperature=r.eval.temperature, seed=seed)
-            backend = make_backend(played_env(r))
-            try:
-                doc = {"cases": len(cases), **play_cases(r, policy, cases, params, seed, backend)}
-            finally:
-                backend.close()
-        _keep(ctx, key, "recovery", ctx.out, doc)
-        ctx.record(f"calibration {method} s{seed} {split}", "computed", start)
-        out[split] = doc
-    return out
-
-
 # ------------------------------------------------------------------------------------------ the runner
 def experiment_dir(recipe) -> Path:
     """Where the experiment writes: ``experiment.out``, else ``<build>/experiment``."""
@@ -280,73 +110,91 @@ def experiment_dir(recipe) -> Path:
 
 def run_experiment(recipe, reporter) -> dict:
     """Everything, in order, skipping what is cached; returns the results document (also written)."""
+    from steca_data.core.outputs import mark
+    from steca_data.executors.local import LocalExecutor
     from steca_train.methods import check_methods
+    from steca_train.report import write_report
 
     problem = check_methods(recipe)
     if problem:
         raise ValueError(problem)
-    t0 = time.monotonic()
+    t0 = start = time.monotonic()
     out = experiment_dir(recipe)
-    start = time.monotonic()
     base, base_id, fingerprint, stats = run_build(recipe, reporter)
     out.mkdir(parents=True, exist_ok=True)  # only once the build stands: a failure before creates nothing
-    from steca_data.core.outputs import mark
-
     mark(out, "experiment")
-    ctx = Context(recipe, reporter, out, base, base_id, BuildDir.open(recipe.build_dir), fingerprint)
-    ctx.record("build", "computed" if stats.pop("computed") else "cached", start)
-    from steca_train.report import write_report
+    status = "computed" if stats.pop("computed") else "cached"
+    build_step = StepRecord("build", status, round(time.monotonic() - start, 1))
+    env = played_env(recipe)  # before the experiment's handle opens: reading the build opens its cache
+    with Cache(recipe.cache_path) as cache:  # the experiment's one handle: its steps and the build's readers share it
+        build = BuildDir.open(recipe.build_dir).share(cache)
+        exp = Context(recipe, reporter, out, base, base_id, build, fingerprint, cache, env, [build_step])
+        ctx = BuildContext(recipe, cache, reporter, executor=LocalExecutor(env, 1))  # steps run here
+        ctx.play_env(env)
+        try:
+            return _run_seeds(exp, ctx, stats, t0, write_report)
+        finally:
+            ctx.close()
+            build.close()
 
+
+def _run_seeds(exp: Context, ctx: BuildContext, stats: dict, t0: float, write_report) -> dict:
+    """Per seed: train, evaluate, calibrate (each a stage); the report is rewritten after every seed, so a long
+    run that is stopped still shows what it has."""
+    recipe, names = exp.recipe, recipe_methods(exp.recipe)
+    datasets = weight_summary([row for rows in exp.build.rows.values() for row in rows])
+    base_nll = exp.found(run_step(NllStep(exp), ctx)[0].key)
+    cases = {}
+    if recipe.experiment.calibration.enabled:
+        cases = {u.item[0]: _cases(exp, u.key) for u in run_step(CasesStep(exp), ctx)}
     runs: list[dict] = []
-    names = recipe_methods(recipe)
-    datasets = weight_summary([row for rows in ctx.build.rows.values() for row in rows])
-    base_nll = base_dataset_nll(ctx)
     for i, seed in enumerate(recipe.experiment.seeds):
+        run_step(TrainStep(exp, names, seed), ctx)
+        evaluated = {u.item[0]: exp.found(u.key) for u in run_step(EvalStep(exp, names, seed), ctx)}
+        recovered: dict[str, dict] = {}
+        if cases:
+            for u in run_step(RecoveryStep(exp, names, seed, cases), ctx):
+                recovered.setdefault(u.item[0], {})[u.item[2]] = exp.found(u.key)
         for name in names:
-            model = train_method(ctx, name, seed)
-            box: dict = {}  # the policy is loaded only if something is not cached
-            evaluation = evaluate_method(ctx, name, model, seed, box)
-            calibration = (
-                calibration_method(ctx, name, model, seed, box) if recipe.experiment.calibration.enabled else {}
-            )
-            marker = _found(ctx, method_key(ctx, name, seed)) if find_method(name).trains else None
-            runs.append({"method": name, "seed": seed, "model": str(model), "train": marker,
-                         "results": evaluation["results"], "calibration": calibration})  # fmt: skip
-        # the report is rewritten after every seed, so a long run that is stopped still shows what it has
+            trained = TrainStep(exp, [name], seed).units(ctx)
+            marker = exp.found(trained[-1].key) if find_method(name).trains else None
+            runs.append({"method": name, "seed": seed, "model": str(method_model(exp, name, seed)), "train": marker,
+                         "results": evaluated[name]["results"], "calibration": recovered.get(name, {})})  # fmt: skip
         done = recipe.experiment.seeds[: i + 1]
-        doc = {
-            "recipe": recipe.name,
-            "recipe_fingerprint": recipe.fingerprint(),
-            "base_model": str(base),
-            "base_policy_id": base_id,
-            "data_fingerprint": fingerprint,
-            "build": stats,
-            "datasets": datasets,
-            "base_nll": base_nll,
-            "seeds": done,
-            "complete": len(done) == len(recipe.experiment.seeds),
-            "methods": names,
-            "labels": {name: find_method(name).label for name in names},
-            "eval": _eval_settings(recipe)["eval"],
-            "runs": runs,
-            "steps": [asdict(s) for s in ctx.steps],
-            "seconds": round(time.monotonic() - t0, 1),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        }
-        doc["table"] = summary_table(doc)
-        write_report(doc, out)
+        doc = _results(exp, stats, datasets, base_nll, runs, done, t0)
+        write_report(doc, exp.out)
     return doc
 
 
-def base_dataset_nll(ctx: Context) -> dict:
-    """The base agent's per-token NLL on each built dataset (cached by its weights and the rows)."""
-    from steca_train.reinforce import dataset_nll
+def _cases(exp: Context, key: str) -> list:
+    from steca_train.recovery import cases_from_dicts
 
-    key = unit_key("nll", EXPERIMENT_VERSION, base=ctx.base_policy_id, data=ctx.data_fingerprint)
-    found = _found(ctx, key)
-    if found is None:
-        found = _keep(ctx, key, "nll", ctx.out, dataset_nll(ctx.base_model, ctx.build.rows, ctx.recipe.prompt.history))
-    return found
+    return cases_from_dicts(exp.found(key)["cases"])
+
+
+def _results(exp: Context, stats: dict, datasets: dict, base_nll: dict, runs: list, done: list, t0: float) -> dict:
+    recipe, names = exp.recipe, recipe_methods(exp.recipe)
+    doc = {
+        "recipe": recipe.name,
+        "recipe_fingerprint": recipe.fingerprint(),
+        "base_model": str(exp.base_model),
+        "base_policy_id": exp.base_policy_id,
+        "data_fingerprint": exp.data_fingerprint,
+        "build": stats,
+        "datasets": datasets,
+        "base_nll": base_nll,
+        "seeds": done,
+        "complete": len(done) == len(recipe.experiment.seeds),
+        "methods": names,
+        "labels": {name: find_method(name).label for name in names},
+        "eval": eval_settings(recipe)["eval"],
+        "runs": runs,
+        "steps": [asdict(s) for s in exp.steps],
+        "seconds": round(time.monotonic() - t0, 1),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    doc["table"] = summary_table(doc)
+    return doc
 
 
 def summary_table(doc: dict) -> list[dict]:

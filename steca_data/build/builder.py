@@ -29,7 +29,7 @@ from steca_data.stages.agent import BaseAgentStage
 from steca_data.stages.base import BuildContext, BuildHooks, Stage, StagePlan, StageResult, check_wiring, publish_output
 from steca_data.stages.experts import ExpertStage, ExpertTrajectories, GoldStage
 from steca_data.stages.games import GamesStage
-from steca_data.stages.imports import ImportStage, check_import_source
+from steca_data.stages.imports import BuiltExperts, ImportStage, check_import_source
 from steca_data.stages.labels import PlanLabelStage
 from steca_data.stages.proposals import ProposalStage
 from steca_data.stages.reflections import ReflectionStage
@@ -72,15 +72,18 @@ def check_failure_rate(recipe: Recipe, result: StageResult) -> None:
         )
 
 
-def compile_stages(recipe: Recipe) -> list[Stage]:
+def compile_stages(recipe: Recipe, experts: BuiltExperts | None = None) -> list[Stage]:
     """The recipe's stage list, in order: the environment's generated games (when it makes its own), the
-    expert source, then the engine when Dc/De/Ds are asked for.
+    expert source (``experts``: those of a finished build, read from its cache), then the engine when Dc/De/Ds
+    are asked for.
 
     An import file that cannot be imported at all raises ``RecipeError`` here, before any work."""
     stages: list[Stage] = []
     if plugin(recipe.env.name).generated_data(recipe.env) is not None:
         stages.append(GamesStage())
-    if recipe.experts.source == "sharegpt":
+    if experts is not None:
+        stages.append(experts)
+    elif recipe.experts.source == "sharegpt":
         check_import_source(recipe)
         stages.append(ImportStage())
     else:
@@ -111,11 +114,17 @@ def fault_hooks() -> BuildHooks:
 
 
 class Builder:
-    def __init__(self, recipe: Recipe, reporter: Reporter | None = None, retry_failed: bool = False):
+    def __init__(
+        self,
+        recipe: Recipe,
+        reporter: Reporter | None = None,
+        retry_failed: bool = False,
+        experts: BuiltExperts | None = None,
+    ):
         self.recipe = recipe
         self.reporter = reporter or Reporter()
         self.retry_failed = retry_failed
-        self.stages = compile_stages(recipe)
+        self.stages = compile_stages(recipe, experts)
 
     def context(self, cache: Cache) -> BuildContext:
         return BuildContext(self.recipe, cache, self.reporter, retry_failed=self.retry_failed, hooks=fault_hooks())

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from steca_data.cache.store import Cache
@@ -22,7 +22,7 @@ from steca_data.recipe.model import Recipe
 from steca_data.stages.agent import AgentHandle
 from steca_data.stages.base import BuildContext
 from steca_data.stages.experts import ExpertTrajectories
-from steca_data.stages.imports import ImportedTasks
+from steca_data.stages.imports import BuiltExperts, ImportedTasks
 
 MANIFEST = "build.json"
 MANIFEST_VERSION = "1"
@@ -88,13 +88,29 @@ def publish(ctx: BuildContext, build_dir: Path, doc: dict) -> None:
         ctx.publish(AgentHandle(doc["agent"]["policy_id"], model, load))
 
 
-@contextmanager
-def open_build_dir(recipe: Recipe, build_dir: Path, cache_path: Path) -> Iterator[BuildContext]:
-    """A read-only context over a finished build from its manifest and cache alone (no stage is compiled)."""
+def built_experts(build_dir: Path) -> BuiltExperts:
+    """The stage that gives a new build over this build's cache the same experts and walked tasks, read from the
+    cache (an iterated method's rounds): the recipe's input files are not read again."""
     doc = read_manifest(build_dir)
     if doc is None:
         raise FileNotFoundError(f"{build_dir / MANIFEST}: missing (built by an older steca-data: build it again)")
-    with Cache(cache_path, read_only=True) as cache:
+    tasks = tuple(Task.model_validate(t) for t in doc.get("walk_tasks", []))
+    return BuiltExperts(tuple(doc["experts"]), tasks)
+
+
+@contextmanager
+def open_build_dir(
+    recipe: Recipe, build_dir: Path, cache_path: Path, shared: Cache | None = None
+) -> Iterator[BuildContext]:
+    """A read-only context over a finished build from its manifest and cache alone (no stage is compiled).
+
+    ``shared``: a handle on the same file that the caller holds open (and closes): DuckDB refuses a read-only
+    and a read-write handle on one file in one process, so a process that writes to the cache reads through
+    its own handle."""
+    doc = read_manifest(build_dir)
+    if doc is None:
+        raise FileNotFoundError(f"{build_dir / MANIFEST}: missing (built by an older steca-data: build it again)")
+    with nullcontext(shared) if shared is not None else Cache(cache_path, read_only=True) as cache:
         ctx = BuildContext(recipe, cache)
         try:
             publish(ctx, build_dir, doc)

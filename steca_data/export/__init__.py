@@ -1,7 +1,8 @@
 """``steca-data export``: a finished build, rewritten for the trainer that will consume it.
 
 One format per consumer (``FORMATS``): TRL's SFT and DPO trainers, the FastChat-based scripts of
-ETO / IPR / STeCa, and STeP-style partial masking. An export reads the build's dataset rows and its
+ETO / IPR / STeCa, and the formats training methods declare for themselves (``methods``: the data side of
+each method, STeP-style partial masking among them). An export reads the build's dataset rows and its
 DuckDB cache read-only, computes nothing, and writes the same bytes for the same build.
 
 Layout: ``build_dir`` reads a build, ``engine_view`` the units behind its rows, ``chat`` and ``pairs``
@@ -17,17 +18,18 @@ from pathlib import Path
 
 from steca_data.core.outputs import OutputPathError, check_output_dir
 
-from . import sharegpt, step, trl_dpo, trl_sft
+from . import sharegpt, trl_dpo, trl_sft
 from .build_dir import BuildDir, ExportError
 from .bundle import Bundle
 from .card import render_card
+from .methods import formats as method_formats
 from .writer import write_bundle
 
 FORMATS: dict[str, Callable[[BuildDir], Bundle]] = {
     "trl-sft": trl_sft.export,
     "trl-dpo": trl_dpo.export,
     "sharegpt": sharegpt.export,
-    "step": step.export,
+    **method_formats(),
 }
 
 __all__ = ["FORMATS", "BuildDir", "ExportError", "ExportResult", "check_request", "export_build"]

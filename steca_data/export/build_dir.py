@@ -26,6 +26,7 @@ class BuildDir:
     path: Path
     recipe: Recipe
     rows: dict[str, list[dict]] = field(repr=False)
+    shared_cache: object = field(default=None, repr=False)  # a ``Cache`` handle the caller holds (``share``)
 
     # ------------------------------------------------------------------------------------------ opening
     @classmethod
@@ -88,6 +89,13 @@ class BuildDir:
         if not self.manifest or "agent" not in self.manifest:
             return None
         return self.manifest["agent"]["policy_id"], agent_model(self.path, self.manifest)
+
+    def share(self, cache) -> BuildDir:
+        """Read the build's cache through ``cache``, a handle on the same file that the caller holds open (and
+        closes): a process that writes to the cache (an experiment) cannot also open it read-only."""
+        self.close()
+        self.shared_cache = cache
+        return self
 
     def close(self) -> None:
         """Close the cache (a later read opens it again): a process may then open it for writing."""

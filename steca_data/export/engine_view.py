@@ -50,7 +50,10 @@ class EngineView:
 
     @cached_property
     def cache(self) -> Cache:
-        """The build's cache, read-only: enough for rows' trajectories and rollouts."""
+        """The build's cache, read-only (or the handle the build shares): enough for rows' trajectories and
+        rollouts."""
+        if self.build.shared_cache is not None:
+            return self.build.shared_cache
         path = self.build.require_cache("this export")
         try:
             return self._stack.enter_context(Cache(path, read_only=True))
@@ -68,7 +71,8 @@ class EngineView:
         recipe = recipe.model_copy(update={"output": recipe.output.model_copy(update={"cache": str(path)})})
         try:
             if self.build.manifest is not None:
-                return self._stack.enter_context(open_build_dir(recipe, self.build.path, path))
+                shared = self.build.shared_cache
+                return self._stack.enter_context(open_build_dir(recipe, self.build.path, path, shared))
             # a build written before build.json: its stages re-derived from the recipe's inputs, where they still are
             return self._stack.enter_context(open_build(recipe, read_only=True))
         except Exception as exc:  # noqa: BLE001

@@ -6,28 +6,24 @@
   well as the expert is no pair.
 - ``subtrajectory_pairs`` (STeCa, from Ds) and ``explored_pairs`` (STeCa/RFT, from De): the other two
   parts of STeCa's reinforced-training file.
-- ``step_pairs`` (IPR): at expert position t, the expert step vs the agent's proposed step from the same
-  prefix; the one with the higher Monte Carlo step reward is chosen, the margin is kept.
-- ``trajectory_pairs`` (ETO): the expert trajectory vs an exploration of the same task from the start
-  state with a different outcome (one pair per distinct action sequence).
+
+The pair kinds of the preference methods (step-level, trajectory-level) are assembled in each method's own data
+module (``export/methods/``) from the helpers here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from steca_data.core.keys import unit_key
-from steca_data.core.react import format_turn
-
 from .build_dir import BuildDir, ExportError
 from .bundle import Bundle
-from .chat import Message, continuation, history, plain, split_at_loss
+from .chat import Message, continuation, plain, split_at_loss
 
 
 @dataclass(frozen=True)
 class Pair:
     id: str
-    kind: str  # steca | ipr | eto (DPO kinds); dc | ds | de (STeCa's reinforced-training parts)
+    kind: str  # a method's pair kind (``export/methods/``); dc | ds | de (STeCa's reinforced-training parts)
     task_id: str
     step: int  # 1-based expert position the pair branches at; 0 = the start state
     prompt: list[Message]
@@ -46,7 +42,7 @@ class Pair:
         return (self.kind, self.task_id, self.step, self.id)
 
 
-def _include_example(build: BuildDir) -> bool:
+def include_example(build: BuildDir) -> bool:
     return build.recipe.prompt.include_example
 
 
@@ -74,7 +70,7 @@ def _row_sources(build: BuildDir, row: dict):
     return prov["step"], build.engine.walk(prov["task_id"]), build.engine.rollout(prov["rollout_ids"][0])
 
 
-def calibration_pairs(build: BuildDir, bundle: Bundle, kind: str = "steca") -> list[Pair]:
+def calibration_pairs(build: BuildDir, bundle: Bundle, kind: str) -> list[Pair]:
     pairs = []
     for row in build.rows.get("dc", []):
         t, walk, deviated = _row_sources(build, row)
@@ -130,53 +126,7 @@ def explored_pairs(build: BuildDir, bundle: Bundle) -> list[Pair]:
     return pairs
 
 
-def step_pairs(build: BuildDir, bundle: Bundle) -> list[Pair]:
-    pairs = []
-    include = _include_example(build)
-    for c in build.engine.step_comparisons():
-        if c.expert_value == c.proposal_value:
-            bundle.skip("ipr: expert and proposed step have the same Monte Carlo reward")
-            continue
-        step = c.walk.expert.steps[c.t - 1]
-        expert = [{"role": "assistant", "content": format_turn(step.thought, step.action)}]
-        agent = [{"role": "assistant", "content": format_turn(c.proposal["thought"], c.proposal["action"])}]
-        pairs.append(
-            _ranked_pair(
-                unit_key("export-ipr", "1", expert=c.expert_key, proposal=c.proposal_key),
-                "ipr",
-                c.walk.task.task_id,
-                c.t,
-                history(c.walk.expert, include, c.t - 1),
-                (expert, c.expert_value),
-                (agent, c.proposal_value),
-            )
-        )
-    return pairs
-
-
-def _ranked_pair(pair_id: str, kind: str, task_id: str, step: int, prompt, a: tuple, b: tuple) -> Pair:
+def ranked_pair(pair_id: str, kind: str, task_id: str, step: int, prompt, a: tuple, b: tuple) -> Pair:
     """The pair of two (messages, score) sides, the higher score chosen (the expert's side wins ties)."""
     chosen, rejected = (a, b) if a[1] >= b[1] else (b, a)
     return Pair(pair_id, kind, task_id, step, prompt, chosen[0], rejected[0], chosen[1], rejected[1], 1.0, -1.0)
-
-
-def trajectory_pairs(build: BuildDir, bundle: Bundle) -> list[Pair]:
-    pairs = []
-    include = _include_example(build)
-    for task_id, episodes in build.engine.explorations().items():
-        walk = build.engine.walks[task_id]
-        expert = walk.expert
-        seen: set[tuple[str, ...]] = set()
-        for key, episode in episodes:
-            actions = tuple(s.action for s in episode.steps)
-            if episode.outcome_reward == expert.outcome_reward:
-                bundle.skip("eto: the exploration's outcome equals the expert's")
-                continue
-            if actions in seen or not actions:
-                bundle.skip("eto: an exploration repeating an earlier one's actions (or empty)")
-                continue
-            seen.add(actions)
-            ours = (continuation(expert, 0), expert.outcome_reward)
-            theirs = (continuation(episode, 0), episode.outcome_reward)
-            pairs.append(_ranked_pair(key, "eto", task_id, 0, history(expert, include, 0), ours, theirs))
-    return pairs

@@ -19,6 +19,7 @@ from . import pairs
 from .build_dir import BuildDir
 from .bundle import Bundle
 from .chat import to_sharegpt, trajectory_turns
+from .methods import pair_kinds
 
 USAGE = """\
 import json
@@ -70,7 +71,7 @@ def export(build: BuildDir) -> Bundle:
         episodes = build.engine.rollouts([r["id"] for r in rows])  # a De row's id is its rollout key
         bundle.files["de.json"] = [_sft_record(r, episodes[r["id"]], r["reward_weight"], r["id"]) for r in rows]
     steca = [
-        *pairs.calibration_pairs(build, bundle, kind="dc"),
+        *pairs.calibration_pairs(build, bundle, "dc"),
         *pairs.subtrajectory_pairs(build, bundle),
         *pairs.explored_pairs(build, bundle),
     ]
@@ -78,11 +79,11 @@ def export(build: BuildDir) -> Bundle:
         bundle.files["steca_rft.json"] = [
             _pair_record(p, "deviation", "reward", "source") for p in sorted(steca, key=pairs.Pair.sort_key)
         ]
+    kinds = [k for k in pair_kinds() if k.sharegpt_file]  # the pair files of the methods' own scripts
     if build.recipe.uses_engine:
-        ipr = sorted(pairs.step_pairs(build, bundle), key=pairs.Pair.sort_key)
-        eto = sorted(pairs.trajectory_pairs(build, bundle), key=pairs.Pair.sort_key)
-        bundle.files["ipr_pm.json"] = [_pair_record(p, "margin") for p in ipr]
-        bundle.files["eto_pm.json"] = [_pair_record(p, "margin") for p in eto]
+        for kind in kinds:
+            found = sorted(kind.assemble(build, bundle), key=pairs.Pair.sort_key)
+            bundle.files[kind.sharegpt_file] = [_pair_record(p, "margin") for p in found]
     bundle.contents = [
         "`expert.json`: the expert trajectories as FastChat SFT records (`id` = the task id, `conversations`, "
         "plus `task_id`, `reward` = outcome reward, `weight`), sorted by id; the warm-up SFT file of ETO/IPR/STeCa",
@@ -92,9 +93,7 @@ def export(build: BuildDir) -> Bundle:
         "`reward`, as `final_data_rft_train.json`; plus `source` = dc | ds | de): dc = Dc context -> calibrated "
         "vs deviated continuation, ds = expert prefix -> expert vs agent continuation from the first error, "
         "de = task -> the agent's success vs the expert; `reward` is the build's r_c / r_s / r_e",
-        "`ipr_pm.json`: IPR's step-level pairs (`id`, `prompt`, `chosen`, `rejected`; plus `margin`, the Monte "
-        "Carlo step-reward difference)",
-        "`eto_pm.json`: ETO's trajectory pairs, expert vs an exploration with a different outcome (plus `margin`)",
+        *(k.sharegpt_card for k in kinds),
     ]
     bundle.notes = [
         "Records name no `game_file`: steca tasks are not ALFWorld game paths; `task_id` says which task a record is.",

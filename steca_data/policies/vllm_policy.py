@@ -38,6 +38,7 @@ from steca_data.policies.ids import local_policy_id
 from steca_data.policies.prompt_ids import PromptTokenizer
 
 _ENGINES: dict[tuple, object] = {}
+_STOP = object()  # what ``VLLMPolicy.close`` puts in a driver's inbox
 _ENGINES_LOCK = threading.Lock()
 
 
@@ -161,13 +162,33 @@ def _start(vllm, path: str, dtype: str, max_model_len: int, seed: int, gpu: bool
     )
 
 
+def _shutdown(llm) -> None:
+    core = getattr(llm.llm_engine, "engine_core", None)
+    if core is not None and hasattr(core, "shutdown"):
+        core.shutdown()
+
+
 def shutdown_engines() -> None:
     with _ENGINES_LOCK:
         for llm in _ENGINES.values():
-            core = getattr(llm.llm_engine, "engine_core", None)
-            if core is not None and hasattr(core, "shutdown"):
-                core.shutdown()
+            _shutdown(llm)
         _ENGINES.clear()
+
+
+def engine_running(path: str) -> bool:
+    """Whether this process holds an engine for ``path`` (a caller that starts one may then release it)."""
+    target = str(Path(path).resolve())
+    with _ENGINES_LOCK:
+        return any(key[0] == target for key in _ENGINES)
+
+
+def release_engines(path: str) -> None:
+    """Shut down this process's engines for ``path``: a run that plays one model after another (an experiment
+    evaluating each method) frees each engine's KV cache and weights before the next starts."""
+    target = str(Path(path).resolve())
+    with _ENGINES_LOCK:
+        for key in [k for k in _ENGINES if k[0] == target]:
+            _shutdown(_ENGINES.pop(key))
 
 
 class VLLMPolicy:
@@ -242,15 +263,30 @@ class VLLMPolicy:
                 self._driver.start()
         return future
 
+    def close(self) -> None:
+        """Stop the driver thread once what it holds is done (it keeps the engine alive); the engine itself is
+        ``release_engines``'s to stop."""
+        with _ENGINES_LOCK:
+            driver, self._driver = self._driver, None
+        if driver is not None:
+            self._inbox.put(_STOP)
+            driver.join(timeout=60)
+
     def _drive(self) -> None:
-        """Add what arrived, step the engine, resolve what finished; sleep on the inbox when idle."""
-        engine, waiting = self.llm.llm_engine, {}
+        """Add what arrived, step the engine, resolve what finished; sleep on the inbox when idle; ``_STOP`` in
+        the inbox ends it once nothing is in flight (``close``)."""
+        engine, waiting, stopping = self.llm.llm_engine, {}, False
         while True:
+            if stopping and not waiting and not engine.has_unfinished_requests():
+                return
             try:  # idle: sleep until a request arrives; busy: take only what is already there
                 item = self._inbox.get() if not engine.has_unfinished_requests() else self._inbox.get_nowait()
             except queue.Empty:
                 item = None
             while item is not None:
+                if item is _STOP:
+                    stopping, item = True, None
+                    break
                 prompt, sampling, future = item
                 rid = f"steca-{next(self._ids)}"
                 waiting[rid] = future

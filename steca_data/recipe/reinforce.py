@@ -46,8 +46,8 @@ class ReinforceSpec(SFTSpec):
     dpo: DPOSpec = Field(default_factory=DPOSpec)
     methods: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
-        description="Per-method settings over each method's defaults, e.g. {ipr: {rounds: 3}} "
-        "(`steca-train methods` lists the methods; each validates its own settings).",
+        description="Per-method settings over each method's defaults, e.g. {<method>: {rounds: 3}} for an "
+        "iterated one (`steca-train methods` lists the methods; each validates its own settings).",
     )
 
 

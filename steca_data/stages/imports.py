@@ -284,3 +284,34 @@ class ImportStage(Stage):
         # what the engine walks: the train tasks the records name (published beside the trajectories)
         walked = ImportedTasks(tuple(task for _, task in self._plan(ctx).replays if task.split == "train"))
         return ExpertTrajectories.present(ctx, self.units(ctx)), walked
+
+
+class BuiltExperts(Stage):
+    """The experts of a finished build, read from its cache alone: what an iterated method's later rounds walk.
+
+    A round explores the same expert trajectories as the base build did, with a new policy. Those are rows of
+    the cache already (``build.json`` names their keys and the walked tasks), so a round never re-reads the
+    recipe's input files (an imported ShareGPT file): a build directory copied elsewhere without them still
+    trains IPR and ETO. Nothing is computed here; a key missing from the cache is an error, not work."""
+
+    name = "experts"
+    table = "trajectories"
+    label, unit_name = "experts (from the build)", "trajectories"
+    records_failures = False
+    gives = (ExpertTrajectories, ImportedTasks)
+
+    def __init__(self, keys: tuple[str, ...], walk_tasks: tuple[Task, ...]):
+        self.keys, self.walk_tasks = keys, walk_tasks
+
+    def units(self, ctx: BuildContext) -> list[Unit]:
+        return [Unit(key, "") for key in self.keys]
+
+    def compute(self, ctx: BuildContext, todo: list[Unit], emit: Emit) -> None:
+        for unit in todo:
+            emit(unit, KeyError(f"expert trajectory {unit.key[:12]} is not in the build's cache (build it again)"))
+
+    def store(self, ctx: BuildContext, unit: Unit, result: Trajectory) -> bool:
+        raise AssertionError("BuiltExperts computes nothing")
+
+    def output(self, ctx: BuildContext) -> tuple[ExpertTrajectories, ImportedTasks]:
+        return ExpertTrajectories(self.keys), ImportedTasks(self.walk_tasks)

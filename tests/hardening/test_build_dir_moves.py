@@ -15,7 +15,7 @@ from datasets import load_from_disk
 from steca_data.build.builder import Builder
 from steca_data.core.progress import Reporter
 from steca_data.recipe.model import load_recipe
-from tests.conftest import write_recipe
+from tests.conftest import count, write_recipe
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "sharegpt_alfworld.json"
 
@@ -79,26 +79,7 @@ def alfworld_import(tmp_path_factory):
 def test_imported_alfworld_engine_build_exports_after_a_move(cli, tmp_path, alfworld_import, monkeypatch):
     monkeypatch.delenv("ALFWORLD_DATA", raising=False)
     tree, experts = alfworld_import
-    recipe_path = tmp_path / "src" / "replayed.yaml"
-    recipe_path.parent.mkdir()
-    recipe_path.write_text(
-        yaml.safe_dump(
-            {
-                "name": "replayed",
-                "env": {"name": "alfworld", "game": "all", "data_dir": str(tree), "max_steps": 12, "workers": 1,
-                        "splits": {"train": {"fold": "train", "count": 2}, "seen": {"fold": "valid_seen", "count": 1},
-                                   "unseen": {"fold": "valid_unseen", "count": 1}}},
-                "experts": {"source": "sharegpt", "path": str(experts)},
-                "prompt": {"include_example": False, "history": 2},
-                "policy": {"backend": "random"},
-                "rollouts": {"n": 1, "max_steps": 3},
-                "deviation": {"delta": 0.5},
-                "reward": {"eta": 0.01, "distance": "exact"},
-                "datasets": ["expert", "dc", "de", "ds"],
-                "output": {"dir": str(tmp_path / "src" / "build")},
-            }
-        )
-    )  # fmt: skip
+    recipe_path = _imported_recipe(tmp_path / "src", tree, experts)
     recipe = load_recipe(recipe_path)
     Builder(recipe, Reporter(quiet=True)).build()
     moved = _move(recipe.build_dir, tmp_path / "elsewhere" / "copy")
@@ -111,6 +92,60 @@ def test_imported_alfworld_engine_build_exports_after_a_move(cli, tmp_path, alfw
         tree.with_name("tree.gone").rename(tree)
     pairs = load_from_disk(str(exported["trl-dpo"] / "dataset"))["train"]
     assert len(pairs) > 0 and {"ipr", "eto"} & set(pairs["kind"])
+
+
+def test_imported_alfworld_build_moved_explores_a_round_without_its_file(tmp_path, alfworld_import, monkeypatch):
+    """Issue 23: IPR / ETO's later rounds on a moved build whose experts were imported: the round walks the
+    experts from the build's cache (``build.json``), not from the ShareGPT file, which is gone."""
+    from steca_data.export.build_dir import BuildDir
+    from steca_train.methods.base import MethodRun
+    from steca_train.methods.rounds import explore
+
+    monkeypatch.delenv("ALFWORLD_DATA", raising=False)
+    tree, experts = alfworld_import
+    recipe = load_recipe(_imported_recipe(tmp_path / "src", tree, experts))
+    Builder(recipe, Reporter(quiet=True)).build()
+    moved = _move(recipe.build_dir, tmp_path / "elsewhere" / "copy")
+    build = BuildDir.open(moved)
+    base_experts = sorted(r["id"] for r in build.rows["expert"])
+    # the round's policy differs from the base build's (as a trained model would): 2 rollouts per prefix, not 1
+    live = build.recipe.model_copy(update={"rollouts": build.recipe.rollouts.model_copy(update={"n": 2})})
+    run = MethodRun(recipe=live, build=build, init=moved, base=moved, out=tmp_path / "m", scratch=tmp_path / "s",
+                    seed=0, reporter=Reporter(quiet=True), options=None)  # fmt: skip
+    before = count(moved / "cache.duckdb", "select count(*) from rollouts")
+    build.close()
+    experts.rename(experts.with_suffix(".gone"))
+    try:
+        explored = explore(run, moved, 2)
+    finally:
+        experts.with_suffix(".gone").rename(experts)
+    assert sorted(r["id"] for r in explored.rows["expert"]) == base_experts
+    assert explored.rows["de"] or explored.rows["ds"]
+    explored.close()
+    assert count(moved / "cache.duckdb", "select count(*) from rollouts") > before  # the round computed
+
+
+IMPORTED = {
+    "name": "replayed",
+    "env": {"name": "alfworld", "game": "all", "max_steps": 12, "workers": 1,
+            "splits": {"train": {"fold": "train", "count": 2}, "seen": {"fold": "valid_seen", "count": 1},
+                       "unseen": {"fold": "valid_unseen", "count": 1}}},
+    "prompt": {"include_example": False, "history": 2},
+    "policy": {"backend": "random"},
+    "rollouts": {"n": 1, "max_steps": 3},
+    "deviation": {"delta": 0.5},
+    "reward": {"eta": 0.01, "distance": "exact"},
+    "datasets": ["expert", "dc", "de", "ds"],
+}  # fmt: skip
+
+
+def _imported_recipe(folder: Path, tree: Path, experts: Path) -> Path:
+    folder.mkdir(parents=True)
+    path = folder / "replayed.yaml"
+    path.write_text(yaml.safe_dump({**IMPORTED, "env": {**IMPORTED["env"], "data_dir": str(tree)},
+                                    "experts": {"source": "sharegpt", "path": str(experts)},
+                                    "output": {"dir": str(folder / "build")}}))  # fmt: skip
+    return path
 
 
 WARMUP = {

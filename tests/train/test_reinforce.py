@@ -121,7 +121,7 @@ def experiment_recipe(tmp_path_factory, trained_model_dir):
 
 def test_methods_train_on_the_bytes_their_exports_write(experiment_recipe, tokenizer, tmp_path):
     """steca-dpo's pairs are `export --format trl-dpo`'s kind-steca rows, STeP's rows are `--format step`'s
-    (pairs are built once, in export/pairs.py); then one DPO run on them."""
+    (pairs are built once, by each method's data module, export/methods/); then one DPO run on them."""
     from datasets import load_from_disk
 
     from steca_data.build.builder import Builder
@@ -166,19 +166,32 @@ def test_methods_train_on_the_bytes_their_exports_write(experiment_recipe, token
     assert (tmp_path / "dpo" / "config.json").is_file()
 
 
-def test_experiment_runs_then_resumes_from_its_cache(experiment_recipe):
+class Killed(Exception):
+    """What the test's stand-in for a kill raises."""
+
+
+def test_experiment_runs_then_resumes_from_its_cache(experiment_recipe, monkeypatch):
+    """Killed while training its last unit, the experiment resumes at that unit: what was trained stands."""
     from steca_data.core.progress import Reporter
     from steca_data.recipe.model import load_recipe
     from steca_train.experiment import run_experiment
+    from steca_train.methods import method
 
     recipe = load_recipe(experiment_recipe)
+    dpo = type(method("steca-dpo"))
+    with monkeypatch.context() as m:
+        m.setattr(dpo, "train", lambda self, run: (_ for _ in ()).throw(Killed()))
+        with pytest.raises(Killed):
+            run_experiment(recipe, Reporter(quiet=True))
     first = run_experiment(recipe, Reporter(quiet=True))
     out = recipe.build_dir / "experiment"
     for name in ("results.json", "results.md", "methods.png", "losses.png"):
         assert (out / name).is_file(), name
     assert {r["method"] for r in first["table"]} == {"sft", "steca", "steca-dpo"}
     assert {r["split"] for r in first["table"]} == {"seen", "unseen"}
-    assert any(s["status"] == "computed" and s["name"].startswith("train steca") for s in first["steps"])
+    status = {s["name"]: s["status"] for s in first["steps"]}
+    assert status["train steca-sft s0"] == status["train steca s0"] == "cached"  # trained before the kill
+    assert status["train steca-dpo s0"] == "computed" and status["eval steca s0"] == "computed"
 
     again = run_experiment(recipe, Reporter(quiet=True))
     assert {s["status"] for s in again["steps"]} == {"cached"}, again["steps"]

@@ -8,6 +8,10 @@ A method reads like a torchtune recipe, top to bottom: ``data`` (which rows or p
 - ``DPOMethod``: TRL's DPOTrainer (``steca_train.dpo``) on preference pairs, assembled by the same functions
   that ``steca-data export --format trl-dpo`` writes with (``export.trl_dpo.pair_rows``).
 
+A method whose data has a shape of its own (pair kinds, self-reflected rows, an export format) declares that in
+the data package, under the same name (``steca_data.export.methods``), and reads it through ``data_side``:
+the data package never imports the trainer, and the exports write what the methods train on.
+
 ``data`` returns exactly the rows an export writes; what the trainer then does to them (a history window, a cut
 to ``dpo.max_turns`` turns, tokenization) is training, the same for every method of that trainer.
 """
@@ -52,6 +56,13 @@ class Method(ABC):
     Options: ClassVar[type[Section]] = NoOptions
     starts_from: ClassVar[str | None] = None  # a method whose trained model this one continues
     trains: ClassVar[bool] = True  # False: the base agent itself is the method's model
+
+    @property
+    def data_side(self):
+        """This method's entry in the data package's registry (``steca_data.export.methods.MethodData``)."""
+        from steca_data.export.methods import method_data
+
+        return method_data(self.name)
 
     def options(self, recipe) -> Section:
         """The method's settings: its defaults, overridden by ``reinforce.methods.<name>`` (validated here)."""
@@ -154,7 +165,11 @@ class DPOMethod(Method):
     """Preference pairs of the build (the kinds of ``export --format trl-dpo``) on TRL's DPOTrainer."""
 
     trainer = "dpo"
-    kinds: ClassVar[tuple[str, ...]]  # the trl-dpo ``kind`` values it trains on
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The trl-dpo ``kind`` values it trains on (declared by its data side)."""
+        return self.data_side.kinds
 
     def check(self, recipe) -> str | None:
         from steca_data.training.distributed import launched_processes

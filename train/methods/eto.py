@@ -25,7 +25,6 @@ class ETO(DPOMethod):
     name = "eto"
     label = "ETO"
     description = "iterated: explore from the start state, (expert, failed exploration) pairs, DPO"
-    kinds = ("eto",)
     Options = ETOOptions
 
     def rounds(self, options) -> int:

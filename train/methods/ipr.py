@@ -31,11 +31,11 @@ class IPR(DPOMethod):
     name = "ipr"
     label = "IPR"
     description = "iterated: step pairs (MC step rewards) + trajectory pairs, DPO + SFT mixture, new policy explores"
-    kinds = ("ipr", "eto")
     Options = IPROptions
 
     def thresholds(self, options) -> dict[str, float]:
-        return {"ipr": options.step_threshold, "eto": options.traj_threshold}
+        own, trajectories = self.kinds  # its step pairs, then ETO's trajectory pairs (its data side's order)
+        return {own: options.step_threshold, trajectories: options.traj_threshold}
 
     def check(self, recipe) -> str | None:
         if super().check(recipe):

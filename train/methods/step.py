@@ -21,9 +21,8 @@ class STeP(WeightedMethod):
         return ("expert", "dc")
 
     def data(self, build: BuildDir, recipe) -> list[dict]:
-        from steca_data.export.step import step_rows
-
-        return [*rows_of(build, ("expert",), weighted=False), *step_rows(build)]
+        """The experts, then the self-reflected trajectories exactly as ``export --format step`` writes them."""
+        return [*rows_of(build, ("expert",), weighted=False), *self.data_side.rows(build)]
 
     def examples_rows(self, rows: list[dict]) -> list[dict]:
         """Role, content and the loss flag of each message (the segment names are for readers); weight 1."""

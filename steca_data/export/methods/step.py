@@ -1,4 +1,4 @@
-"""``step``: STeP-style self-reflected trajectories with partial masking, from the build's Dc rows.
+"""STeP's data and its ``step`` export format: self-reflected trajectories with partial masking, from Dc.
 
 A self-reflected trajectory is the history, the erroneous step (with what the environment answered),
 then a reflection that notices the error and the corrected step, then the rest of the expert
@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from datasets import Features, List, Value
 
-from .build_dir import BuildDir
-from .bundle import MESSAGES, ROW_ID, Bundle, Split, columns
-from .chat import split_at_loss
+from ..build_dir import BuildDir
+from ..bundle import MESSAGES, ROW_ID, Bundle, Split, columns
+from ..chat import split_at_loss
+from .base import MethodData
+
+NAME = "step"  # the method and its export format
 
 SEGMENTS = ("system", "task", "history", "error", "reflection", "continuation")
 
@@ -67,7 +70,7 @@ def _segments(messages: list[dict], t: int) -> list[str]:
 
 def export(build: BuildDir) -> Bundle:
     bundle = Bundle(
-        format="step",
+        format=NAME,
         title="STeP-style self-reflected trajectories (partial masking)",
         consumer="STeP-style training with partial masking",
         usage=USAGE,
@@ -122,3 +125,5 @@ CONTENTS = [
     "the expert action that replaces it; `step` = the 1-based position of the erroneous step",
     "`reward_weight`: the build's r_c",
 ]
+
+DATA = MethodData(method=NAME, rows=step_rows, format=(NAME, export))
