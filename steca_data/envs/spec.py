@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
+from steca_data.core.schemas import Task
 from steca_data.core.section import Section
 
 _Section = Section  # unknown fields rejected, booleans are not numbers
@@ -42,6 +43,16 @@ class EnvSpec(_Section):
         if "train" not in splits:
             raise ValueError("a 'train' split is required (expert data is built from it)")
         return splits
+
+    def step_limit(self, task: Task) -> int | None:
+        """The task's own step limit, where the environment defines one (a benchmark's per-task limits)."""
+        return None
+
+    def episode_steps(self, task: Task, cap: int) -> int:
+        """Steps an agent's episode of ``task`` may take: ``cap`` (the run's limit), or the task's own
+        limit when that is lower. Stages put it in their unit keys and episode starts alike."""
+        own = self.step_limit(task)
+        return cap if own is None else min(cap, own)
 
 
 def check_folds(splits: dict[str, SplitSpec], folds: list[str] | tuple[str, ...]) -> None:

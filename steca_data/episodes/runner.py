@@ -15,6 +15,9 @@ Two schedules, same episodes:
 - ``lockstep``: every active episode contributes its prompt to one ``generate`` call per step, then all
   environment steps run. Batch composition is a function of the inputs alone (the reference schedule).
 
+A request the policy cannot serve (``PromptTooLong``: its prompt fills the model's context) fails its own
+episode only, like an environment failure: the unit is recorded as failed and the rest go on.
+
 Each request carries a seed derived from the episode's seed and step, so an episode's text does not depend
 on the schedule wherever the backend's sampling is batch-invariant.
 """
@@ -33,7 +36,7 @@ from steca_data.core.react import parse_turn
 from steca_data.core.schemas import Step, Task, Trajectory
 from steca_data.envs.base import EnvSession, SessionPool, StepResult, as_step, remaining_plan
 from steca_data.envs.prompting import history_messages, prompt_version
-from steca_data.policies.base import Policy, PolicyRequest, SamplingParams
+from steca_data.policies.base import Policy, PolicyRequest, PromptTooLong, RequestsRejected, SamplingParams
 from steca_data.policies.batching import BatchingPolicy
 
 SCHEDULES = ("continuous", "lockstep")
@@ -70,7 +73,7 @@ class EpisodeError(RuntimeError):
     def __init__(self, failures: dict[int, BaseException]):
         first = next(iter(failures.values()))
         super().__init__(
-            f"{len(failures)} episode(s) failed in the environment; first: {type(first).__name__}: {first}"
+            f"{len(failures)} episode(s) failed (environment or prompt); first: {type(first).__name__}: {first}"
         )
         self.failures = failures
 
@@ -246,7 +249,13 @@ def _lockstep(run: _Run, max_active: int) -> list[Episode]:
                 active.append(ep)
         if not active:
             continue
-        replies = run.policy.generate([ep.request(run.prompt) for ep in active], run.params)
+        try:
+            replies = run.policy.generate([ep.request(run.prompt) for ep in active], run.params)
+        except RequestsRejected as exc:  # those episodes fail alone; the others ask again
+            for index, error in exc.errors.items():
+                run.fail(active[index], error)
+            active = [ep for index, ep in enumerate(active) if index not in exc.errors]
+            continue
         if len(replies) != len(active):
             raise RuntimeError(f"policy {run.policy.policy_id} returned {len(replies)} replies for {len(active)}")
         for ep, reply in zip(active, replies, strict=True):
@@ -282,7 +291,7 @@ def _continuous(run: _Run, max_active: int) -> list[Episode]:
         while run.live:
             kind, ep, value = events.get()
             if isinstance(value, BaseException):
-                if kind == "reply":  # the policy failed: no episode can go on
+                if kind == "reply" and not isinstance(value, PromptTooLong):  # the policy failed: none can go on
                     raise value
                 run.fail(ep, value)
             elif kind == "reply":

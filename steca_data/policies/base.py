@@ -30,6 +30,30 @@ class PolicyRequest:
     plan_action: str | None = None
 
 
+class PromptTooLong(ValueError):
+    """One request the policy cannot serve: its prompt fills the model's context. Only that episode fails
+    (the unit is recorded as failed); the policy and every other request go on."""
+
+
+class RequestsRejected(ValueError):
+    """Raised by ``generate`` before any work when some prompts of the batch cannot be served: ``errors``
+    maps their positions in the batch to the reason. The caller fails those and asks again for the rest."""
+
+    def __init__(self, errors: dict[int, PromptTooLong]):
+        super().__init__(f"{len(errors)} request(s) rejected; first: {next(iter(errors.values()))}")
+        self.errors = errors
+
+
+def prompt_too_long(tokens: int, context: int) -> PromptTooLong | None:
+    """The error for a prompt of ``tokens`` that leaves no room to generate in ``context``, else None."""
+    if tokens < context:
+        return None
+    return PromptTooLong(
+        f"prompt too long: {tokens:,} tokens for a model context of {context:,} (raise model.max_positions "
+        "when the build trains the agent, or lower prompt.history)"
+    )
+
+
 class Policy(Protocol):
     policy_id: str  # identifies weights + backend; part of every cache key that depends on the policy
 

@@ -13,7 +13,7 @@ import queue
 import threading
 from concurrent.futures import Future
 
-from steca_data.policies.base import Policy, PolicyRequest, SamplingParams
+from steca_data.policies.base import Policy, PolicyRequest, RequestsRejected, SamplingParams
 
 _STOP = object()
 
@@ -54,16 +54,26 @@ class BatchingPolicy:
 
     def _serve(self) -> None:
         while (batch := self._take()) is not None:
+            self._serve_batch(batch)
+
+    def _serve_batch(self, batch: list) -> None:
+        while batch:
             try:
                 replies = self.policy.generate([r for r, _, _ in batch], batch[0][1])
                 if len(replies) != len(batch):
                     raise RuntimeError(f"policy {self.policy_id} returned {len(replies)} replies for {len(batch)}")
+            except RequestsRejected as exc:  # those requests fail alone; the rest are asked again
+                for index, error in exc.errors.items():
+                    batch[index][2].set_exception(error)
+                batch = [item for index, item in enumerate(batch) if index not in exc.errors]
+                continue
             except BaseException as exc:  # noqa: BLE001 - the failure belongs to the callers of this batch
                 for _, _, future in batch:
                     future.set_exception(exc)
-                continue
+                return
             for (_, _, future), reply in zip(batch, replies, strict=True):
                 future.set_result(reply)
+            return
 
     def close(self) -> None:
         self._queue.put(_STOP)

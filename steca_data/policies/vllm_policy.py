@@ -32,7 +32,7 @@ from concurrent.futures import Future
 from pathlib import Path
 
 from steca_data.policies import grammar_cache
-from steca_data.policies.base import PolicyRequest, SamplingParams
+from steca_data.policies.base import PolicyRequest, PromptTooLong, RequestsRejected, SamplingParams, prompt_too_long
 from steca_data.policies.grammar import GRAMMAR_OVERHEAD_TOKENS, action_regex
 from steca_data.policies.ids import local_policy_id
 from steca_data.policies.prompt_ids import PromptTokenizer
@@ -206,6 +206,7 @@ class VLLMPolicy:
         self._ids = itertools.count(1)  # request ids (next() on a count is atomic under the GIL)
         self._token_lengths: dict[str, int] = {}
         self.busy_s = 0.0  # seconds the engine spent generating (batches and steps), for the bench
+        self.max_model_len = int(self.llm.llm_engine.model_config.max_model_len)
 
     # ----------------------------------------------------------------------------------- requests
     def _prompt(self, request: PolicyRequest) -> dict:
@@ -213,7 +214,23 @@ class VLLMPolicy:
         text = self.tokenizer.apply_chat_template(request.messages, add_generation_prompt=True, tokenize=False)
         if self._prompt_ids is None:
             return {"prompt": text}
-        return {"prompt_token_ids": self._prompt_ids.encode(text)}
+        ids = self._prompt_ids.encode(text)
+        error = prompt_too_long(len(ids), self.max_model_len)
+        if error is not None:  # vLLM would refuse it (and, in a batch, the whole batch)
+            raise error
+        return {"prompt_token_ids": ids}
+
+    def _prompts(self, requests: list[PolicyRequest]) -> list[dict]:
+        """Every request's prompt, or ``RequestsRejected`` naming those that do not fit the context."""
+        prompts, errors = [], {}
+        for index, request in enumerate(requests):
+            try:
+                prompts.append(self._prompt(request))
+            except PromptTooLong as exc:
+                errors[index] = exc
+        if errors:
+            raise RequestsRejected(errors)
+        return prompts
 
     def _params(self, request: PolicyRequest, params: SamplingParams):
         from vllm.sampling_params import SamplingParams as VSamplingParams
@@ -246,7 +263,7 @@ class VLLMPolicy:
         """One batch (lock-step); the driver thread, if running, is not involved."""
         if not requests:
             return []
-        prompts, sampling = [self._prompt(r) for r in requests], [self._params(r, params) for r in requests]
+        prompts, sampling = self._prompts(requests), [self._params(r, params) for r in requests]
         start = time.perf_counter()
         outputs = self.llm.generate(prompts, sampling, use_tqdm=False)
         self.busy_s += time.perf_counter() - start
@@ -256,7 +273,12 @@ class VLLMPolicy:
     def submit(self, request: PolicyRequest, params: SamplingParams) -> Future:
         """Queue one request; the engine takes it at its next step (continuous batching)."""
         future: Future = Future()
-        self._inbox.put((self._prompt(request), self._params(request, params), future))
+        try:
+            prompt = self._prompt(request)
+        except PromptTooLong as exc:  # this request fails alone
+            future.set_exception(exc)
+            return future
+        self._inbox.put((prompt, self._params(request, params), future))
         with _ENGINES_LOCK:
             if self._driver is None:  # one driver per policy, for the life of the process (a daemon)
                 self._driver = threading.Thread(target=self._drive, name="vllm-driver", daemon=True)
@@ -293,6 +315,8 @@ class VLLMPolicy:
                 try:
                     engine.add_request(rid, prompt, sampling)
                 except Exception as exc:  # noqa: BLE001 - a bad request fails its own future only
+                    if "maximum model length" in str(exc):  # a text prompt (no fast tokenizer) too long
+                        exc = PromptTooLong(" ".join(str(exc).split()))
                     waiting.pop(rid).set_exception(exc)
                 try:
                     item = self._inbox.get_nowait()

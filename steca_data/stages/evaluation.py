@@ -59,12 +59,13 @@ class EvalStage(Stage):
         prompt = PromptConfig.from_recipe(ctx.recipe)
         return [
             Unit(
-                eval_key(self.policy.policy_id, task, self.mode, k, self.seed, self.max_steps, prompt),
+                eval_key(self.policy.policy_id, task, self.mode, k, self.seed, steps, prompt),
                 task.task_id,
-                (split, EpisodeStart(task, seed=self.seed + k)),
+                (split, EpisodeStart(task, seed=self.seed + k, max_steps=steps)),
             )
             for split in self.splits
             for task in ctx.tasks[split][: self.limit]
+            for steps in [ctx.recipe.env.episode_steps(task, self.max_steps)]
             for k in range(self.mode.samples)
         ]
 

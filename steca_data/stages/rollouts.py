@@ -25,7 +25,7 @@ from steca_data.core.schemas import Trajectory
 from steca_data.episodes.runner import EpisodeStart
 from steca_data.stages.base import BuildContext, Emit, Unit
 from steca_data.stages.play import play_units
-from steca_data.stages.walks import DEVIATIONS, EngineStage, ScoredPrefix, engine_of
+from steca_data.stages.walks import DEVIATIONS, Engine, EngineStage, ScoredPrefix, engine_of
 
 SCORED_PREFIXES = Table(
     "scored_prefixes",
@@ -116,7 +116,7 @@ class RolloutStage(EngineStage):
         params = engine.sampling(ctx.recipe.rollouts.temperature)
         spec = ctx.recipe.rollouts
         follow_up = self._follow_up(ctx, todo, emit) if spec.scope == "first_deviation" or spec.adaptive else None
-        starts = [_start(u) for u in todo]
+        starts = [_start(u, engine) for u in todo]
         play_units(ctx, engine.agent, todo, starts, params, engine.max_steps, engine.prompt, emit, "rollout", follow_up)
 
     def _follow_up(self, ctx: BuildContext, todo: list[Unit], emit: Emit):
@@ -143,7 +143,7 @@ class RolloutStage(EngineStage):
                 if new:  # else: all of them were cached, so the walk can look further at once
                     outstanding.update(u.item[0].key for u in new)
                     emit.more(len(new))
-                    return [(u, _start(u)) for u in new]
+                    return [(u, _start(u, engine)) for u in new]
             return []
 
         return follow_up
@@ -176,6 +176,7 @@ def _units(prefixes: list[ScoredPrefix]) -> list[Unit]:
     ]
 
 
-def _start(unit: Unit) -> EpisodeStart:
+def _start(unit: Unit, engine: Engine) -> EpisodeStart:
     prefix: ScoredPrefix = unit.item[0]
-    return EpisodeStart(prefix.walk.task, list(prefix.steps), seed=seed_of(unit.key))
+    task = prefix.walk.task
+    return EpisodeStart(task, list(prefix.steps), seed=seed_of(unit.key), max_steps=engine.episode_steps(task))

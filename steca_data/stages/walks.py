@@ -120,6 +120,10 @@ class Engine:
     def max_steps(self) -> int:
         return self.recipe.rollouts.max_steps or self.recipe.env.max_steps
 
+    def episode_steps(self, task: Task) -> int:
+        """``max_steps``, or the task's own step limit where the environment has a lower one."""
+        return self.recipe.env.episode_steps(task, self.max_steps)
+
     def sampling(self, temperature: float) -> SamplingParams:
         return sampling_params(self.recipe.policy, temperature)
 
@@ -162,7 +166,7 @@ class Engine:
             prefix=prefix_key(walk.task.task_id, steps),
             sampling=self._sampling_config(self.recipe.rollouts.temperature),
             prompt=self._prompt_config(),
-            max_steps=self.max_steps,
+            max_steps=self.episode_steps(walk.task),
             seed=self.recipe.rollouts.seed,
         )
 

@@ -155,3 +155,28 @@ def test_constrained_decoding_on_a_real_admissible_set(backend):
             out.append(token)
         text = tokenizer.decode(out)
         assert text.split("\nAction: ")[1] in admissible, text
+
+
+class _LookAround:
+    """Looks around forever: the episode ends only at its step limit."""
+
+    policy_id = "look-around"
+
+    def generate(self, requests, params):
+        return ["Thought: Let me look.\nAction: look around" for _ in requests]
+
+
+def test_episodes_stop_at_etos_step_limit_unless_the_recipe_says_none(backend):
+    from steca_data.episodes.runner import EpisodeStart, PromptConfig, run_episodes
+    from steca_data.policies.base import SamplingParams
+
+    eto = _spec()
+    none = _spec().model_copy(update={"step_limits": "none"})
+    first = {t.game: t for t in reversed(list_tasks(eto, "train"))}
+    lifespan, find = first["lifespan-longest-lived"], first["find-non-living-thing"]
+    assert [eto.episode_steps(t, 100) for t in (lifespan, find)] == [10, 15]  # ETO's max_steps.json
+    assert eto.episode_steps(lifespan, 6) == 6 and none.episode_steps(lifespan, 100) == 100
+    starts = [EpisodeStart(lifespan, max_steps=spec.episode_steps(lifespan, 12)) for spec in (eto, none)]
+    with SessionPool(backend, 1) as pool:
+        played = run_episodes(pool, _LookAround(), starts, SamplingParams(), 12, PromptConfig(include_example=False))
+    assert [len(t.steps) for t in played] == [10, 12] and not any(t.steps[-1].done for t in played)

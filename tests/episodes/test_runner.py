@@ -90,3 +90,40 @@ def test_schedules_play_the_same_episodes(env_pool, tiny_recipe):
     }  # fmt: skip
     assert [t.model_dump() for t in runs["continuous"]] == [t.model_dump() for t in runs["lockstep"]]
     assert sorted(seen) == sorted(list(range(len(starts))) * 2)
+
+
+class ContextLimitedPolicy:
+    """A batch policy with a context limit: rejects prompts over ``limit`` characters, answers the rest."""
+
+    policy_id = "context-limited"
+
+    def __init__(self, limit: int):
+        self.limit = limit
+
+    def generate(self, requests: list[PolicyRequest], params: SamplingParams) -> list[str]:
+        from steca_data.policies.base import RequestsRejected, prompt_too_long
+
+        sizes = [sum(len(m["content"]) for m in r.messages) for r in requests]
+        errors = {i: prompt_too_long(n, self.limit) for i, n in enumerate(sizes) if n >= self.limit}
+        if errors:
+            raise RequestsRejected(errors)
+        return [format_turn("ok", r.admissible[0]) for r in requests]
+
+
+def test_a_rejected_prompt_fails_its_episode_only_through_the_batcher(env_pool, tiny_recipe):
+    import pytest
+
+    from steca_data.episodes.runner import EpisodeError
+    from steca_data.policies.base import PromptTooLong
+
+    tasks = env_pool.backend.tasks("seen")[:3]
+    long_step = Step(thought="x" * 50_000, action="look around", observation="")
+    starts = [EpisodeStart(tasks[0], prefix=[long_step]), *(EpisodeStart(t) for t in tasks)]
+    done: dict = {}
+    for schedule in ("continuous", "lockstep"):
+        done.clear()
+        with pytest.raises(EpisodeError) as caught:
+            run_episodes(env_pool, ContextLimitedPolicy(20_000), starts, SamplingParams(), 4,
+                         PromptConfig(include_example=False), on_done=done.__setitem__, schedule=schedule)  # fmt: skip
+        assert list(caught.value.failures) == [0] and isinstance(caught.value.failures[0], PromptTooLong)
+        assert sorted(done) == [1, 2, 3]

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from steca_data.episodes.runner import EpisodeStart, PromptConfig, run_episodes
-from steca_data.policies.base import PolicyRequest, SamplingParams
+from steca_data.core.schemas import Step
+from steca_data.episodes.runner import EpisodeError, EpisodeStart, PromptConfig, run_episodes
+from steca_data.policies.base import PolicyRequest, PromptTooLong, SamplingParams
 
 pytest.importorskip("vllm", reason="the vLLM backend needs the cpu (or vllm) extra")
 
@@ -85,6 +86,26 @@ def test_engine_failures_surface_as_errors(vllm_policy, tmp_path):
     (odd / "config.json").write_text('{"hidden_size": 64, "num_attention_heads": 4, "max_position_embeddings": 512}')
     with pytest.raises(ValueError, match="head_dim 16 .* no vLLM CPU attention kernel"):
         VLLMPolicy(str(odd))
+
+
+@pytest.mark.parametrize("schedule", ["continuous", "lockstep"])
+def test_a_prompt_over_the_context_fails_its_episode_only(vllm_policy, env_pool, schedule):
+    """One episode's history outgrows the model's context (a long step in its prefix, as a long observation
+    would): that episode fails with one line naming the sizes, every other episode is played to its end."""
+    tasks = env_pool.backend.tasks("seen")[:3]
+    long_step = Step(thought="I see " + "a very long observation " * 1000, action="look around", observation="")
+    starts = [EpisodeStart(t, seed=i) for i, t in enumerate(tasks)]
+    starts.insert(1, EpisodeStart(tasks[0], prefix=[long_step], seed=9))
+    done: dict[int, object] = {}
+    params = SamplingParams(temperature=1.0, max_new_tokens=32, constrained=True)
+    prompt = PromptConfig(include_example=False, history=None)
+    with pytest.raises(EpisodeError) as caught:
+        run_episodes(env_pool, vllm_policy, starts, params, 4, prompt, on_done=done.__setitem__, schedule=schedule)
+    assert set(caught.value.failures) == {1}
+    error = caught.value.failures[1]
+    assert isinstance(error, PromptTooLong)
+    assert f"model context of {vllm_policy.max_model_len:,}" in str(error) and "\n" not in str(error)
+    assert sorted(done) == [0, 2, 3] and all(t.steps for t in done.values())
 
 
 def test_token_id_prompts_are_what_vllm_would_tokenise(vllm_policy):

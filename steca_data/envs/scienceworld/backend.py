@@ -135,8 +135,17 @@ class SciWorldSession:
             return str(self._server.getTaskDescription()).strip()
 
     def gold_actions(self, task: Task, random) -> list[str]:
-        """The gold agent's path; it draws from Scala's global Random, seeded here from the variation
-        (which makes most, not all, regenerations equal: the cache keeps the first one)."""
+        """The gold agent's path: a function of the task *and of what the JVM ran before* (the cache keeps
+        the first one, so a build is reproducible from its cache, not from a fresh one).
+
+        Measured (scienceworld 1.2.3, 40 ETO train variations): two fresh JVMs that load the same variations
+        in the same order give identical paths (40/40); one JVM loading them again in reverse order gave
+        23/40 different paths (other wires, objects or rooms visited in another order). ``load`` already
+        resets the object-id counter and seeds Scala's Random with the variation (so does this method); what
+        remains is JVM state the API cannot reset: ``EnvObject`` has no ``hashCode``, so the simulator's
+        ``mutable.Set`` iteration order follows identity hash codes, drawn from a per-thread generator that
+        every earlier object advanced. With ``-XX:hashCode=2`` (every identity hash equal) 2/12 still
+        differed (wire choices in conductivity tasks): a second history-dependent source inside the JAR."""
         with self._jvm:
             random.setSeed(int(task.seed))
             self._load(task, gold=True)

@@ -7,7 +7,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from steca_data.envs.scienceworld.catalog import FOLDS, fold_tasks, selected_types
+from steca_data.core.schemas import Task
+from steca_data.envs.scienceworld.catalog import FOLDS, fold_tasks, selected_types, task_types
 from steca_data.envs.spec import EnvSpec, check_folds
 
 SIMPLIFICATIONS = ("teleportAction", "selfWateringFlowerPots", "openContainers", "openDoors", "noElectricalAction")
@@ -21,6 +22,17 @@ class ScienceWorldSpec(EnvSpec):
         "4g", description="Heap cap of the one shared JVM: ~11 MB a live episode (up to 256 live), more for gold paths."
     )
     max_steps: int = Field(100, gt=0, le=1000)
+    step_limits: Literal["eto", "none"] = Field(
+        "eto",
+        description=(
+            "eto: an agent's episode also stops at ETO's step limit for its task type (10-120; the catalog's "
+            "own for the six types ETO leaves out), as ETO evaluates; none: env.max_steps / rollouts.max_steps "
+            "only. Gold replays are never cut."
+        ),
+    )
+
+    def step_limit(self, task: Task) -> int | None:
+        return task_types()[task.game].step_limit if self.step_limits == "eto" else None
 
     @field_validator("jvm_max_heap")
     @classmethod
