@@ -16,7 +16,8 @@ from steca_data.build.assemble import deviation_rows, engine_rows
 from steca_data.build.faults import Faults
 from steca_data.build.manifest import manifest_of, write_manifest
 from steca_data.build.output import OutputResult, write_outputs
-from steca_data.cache.store import Cache, Table
+from steca_data.build.tables import build_tables
+from steca_data.cache.store import Cache
 from steca_data.core.cpu import machine_description
 from steca_data.core.failures import BuildFailed
 from steca_data.core.outputs import mark
@@ -98,15 +99,6 @@ def compile_stages(recipe: Recipe, experts: BuiltExperts | None = None) -> list[
     return stages
 
 
-def stage_tables(stages) -> list[Table]:
-    """The tables (and views) of ``stages``, each once, in stage order."""
-    tables: dict[str, Table] = {}
-    for stage in stages:
-        for table in stage.tables:
-            tables.setdefault(table.name, table)
-    return list(tables.values())
-
-
 def fault_hooks() -> BuildHooks:
     """The crashes the resume tests inject through environment variables (none in a user's build)."""
     faults = Faults()
@@ -133,7 +125,7 @@ class Builder:
         """Per stage: units in total and already cached. Computes nothing, starts no simulator.
 
         Later stages are planned from earlier stages' outputs as the cache holds them now."""
-        with Cache.for_reading(self.recipe.cache_path, stage_tables(self.stages)) as cache:
+        with Cache.for_reading(self.recipe.cache_path, build_tables(self.stages)) as cache:
             ctx = self.context(cache)
             plans = []
             for stage in self.stages:
@@ -156,7 +148,7 @@ class Builder:
         if self.recipe.output.cache:  # the cache lives elsewhere: mark the folder as a build of ours
             self.recipe.build_dir.mkdir(parents=True, exist_ok=True)
             mark(self.recipe.build_dir, "build")
-        with Cache(self.recipe.cache_path, tables=stage_tables(self.stages)) as cache:
+        with Cache(self.recipe.cache_path, tables=build_tables(self.stages)) as cache:
             ctx = self.context(cache)
             try:
                 cache.set_meta("recipe_fingerprint", self.recipe.fingerprint())
@@ -187,7 +179,7 @@ def open_build(recipe: Recipe, read_only: bool = True, reporter: Reporter | None
     """A context over an existing build's cache with every stage's output published, running nothing:
     what reports, benchmarks, exports, evaluation and experiments read a build through."""
     stages = compile_stages(recipe)
-    with Cache(recipe.cache_path, read_only=read_only, tables=stage_tables(stages)) as cache:
+    with Cache(recipe.cache_path, read_only=read_only, tables=build_tables(stages)) as cache:
         ctx = BuildContext(recipe, cache, reporter)
         try:
             for stage in stages:

@@ -42,7 +42,8 @@ def ensure_games(recipe):
     """The ``env`` section to play: environments that generate their own games (ALFWorld without official
     data) need them to list tasks, so run the build's games stage (cached: a build of the recipe made them
     already) and return the section pointed at them."""
-    from steca_data.build.builder import compile_stages, stage_tables
+    from steca_data.build.builder import compile_stages
+    from steca_data.build.tables import build_tables
     from steca_data.cache.store import Cache
     from steca_data.stages.base import BuildContext, publish_output
     from steca_data.stages.games import GamesStage
@@ -50,7 +51,7 @@ def ensure_games(recipe):
     stages = [s for s in compile_stages(recipe) if isinstance(s, GamesStage)]
     if not stages:
         return recipe.env
-    with Cache(recipe.cache_path, tables=stage_tables(stages)) as cache:
+    with Cache(recipe.cache_path, tables=build_tables(stages)) as cache:
         ctx = BuildContext(recipe, cache)
         try:
             stages[0].run(ctx)

@@ -6,7 +6,6 @@ keeps the two in sync). The DDL itself lives beside whoever fills the table.
 
 from __future__ import annotations
 
-from steca_data.build.builder import stage_tables
 from steca_data.cache.store import CORE_TABLES, Table
 from steca_data.stages.agent import BaseAgentStage
 from steca_data.stages.experts import ExpertStage, GoldStage
@@ -19,6 +18,22 @@ from steca_data.stages.rollouts import RolloutStage
 
 BUILD_STAGES = (GamesStage, ImportStage, GoldStage, ExpertStage, BaseAgentStage, ProposalStage, RolloutStage,
                 PlanLabelStage, ReflectionStage)  # fmt: skip
+
+
+def stage_tables(stages) -> list[Table]:
+    """The tables (and views) of ``stages`` (instances or classes), each once, in stage order."""
+    tables: dict[str, Table] = {}
+    for stage in stages:
+        for table in stage.tables:
+            tables.setdefault(table.name, table)
+    return list(tables.values())
+
+
+def build_tables(stages=()) -> list[Table]:
+    """What a build's cache is created with: every build stage's tables whichever stages this recipe runs (so
+    every documented table exists in every build, empty where its stage did not run, and readers and SQL
+    users never meet a missing one), then those of any other ``stages`` (e.g. an experiment's)."""
+    return stage_tables([*BUILD_STAGES, *stages])
 
 
 def all_tables() -> list[Table]:
