@@ -12,7 +12,9 @@ build from nothing would (tests/stages/test_engine.py checks both halves of that
 
 Per setting it prints the rollouts the adaptive build needs against the fixed build's (scope all, and the
 subset ``scope: first_deviation`` would roll out), the share saved, and the agreement of its deviation
-verdicts with the fixed-N ones. Target (issue 25): >= 40 % fewer rollouts than N = 5 at >= 98 % agreement.
+verdicts with the fixed-N ones. Where the build has ground-truth labels (``labels.planner``), it also prints
+the F1 of the verdicts against them (positive: a detour or a dead end), for the fixed build and each setting.
+Target (issue 25): >= 40 % fewer rollouts than N = 5 at >= 98 % agreement, and an F1 no worse.
 """
 
 from __future__ import annotations
@@ -47,12 +49,40 @@ def _figures(recipe) -> dict:
         engine.recipe = lazy  # the prefixes scope first_deviation lists, given the same stored values
         first = {p.key for p in engine.rollout_prefixes(engine.walks, proposals)}
         engine.recipe = recipe
-        verdicts = {(task, v.step): v.deviated for task, vs in engine.verdicts().items() for v in vs}
+        judged = [(task, v) for task, vs in engine.verdicts().items() for v in vs]
+        verdicts = {(task, v.step): v.deviated for task, v in judged}
+        bad = _labels(ctx.cache.con, [(task, v) for task, v in judged if v.proposed_action != v.expert_action])
     return {
         "rollouts": sum(n for _, n, _ in values.values()),
         "rollouts_first_deviation": sum(values[k][1] for k in first),
         "verdicts": verdicts,
+        "bad": bad,
     }
+
+
+def _labels(con, judged) -> dict[tuple[str, int], bool]:
+    """Per judged proposal (one that differs from the expert's action): is it bad (a detour or a dead end)
+    by the planner's labels? Empty when the build has no labels."""
+    from steca_data.core.ground_truth import is_bad
+
+    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    if "plan_labels" not in tables:
+        return {}
+    rows = con.execute("SELECT task_id, step, action, expert_action, label FROM plan_labels").fetchall()
+    labels = {(task, step, action, expert): label for task, step, action, expert, label in rows}
+    out = {}
+    for task, v in judged:
+        label = labels.get((task, v.step, v.proposed_action, v.expert_action))
+        if label is not None:
+            out[(task, v.step)] = is_bad(label)
+    return out
+
+
+def f1(verdicts: dict, bad: dict) -> float | None:
+    """F1 of the deviation verdicts against the labels, over the labelled judged proposals."""
+    tp = sum(verdicts[k] and b for k, b in bad.items())
+    wrong = sum(verdicts[k] != b for k, b in bad.items())
+    return 2 * tp / (2 * tp + wrong) if tp + wrong else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,9 +102,14 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit("the reference build must use a fixed rollouts.n and rollouts.scope: all")
     fixed = _figures(fixed_recipe)
     n_max = spec.n
+    labelled = fixed["bad"]
+    fixed["f1"] = f1(fixed["verdicts"], labelled) if labelled else None
     print(f"fixed N = {n_max}: {fixed['rollouts']} rollouts (first_deviation: {fixed['rollouts_first_deviation']}),"
-          f" {len(fixed['verdicts'])} verdicts, {sum(fixed['verdicts'].values())} deviated")  # fmt: skip
-    print(f"{'n_min':>5} {'conf':>6} {'rollouts':>9} {'saved':>6} {'first_dev':>9} {'saved':>6} {'agree':>7}")
+          f" {len(fixed['verdicts'])} verdicts, {sum(fixed['verdicts'].values())} deviated"
+          + (f"; {len(labelled)} labelled, {sum(labelled.values())} bad, F1 {_num(fixed['f1'])}"
+             if labelled else ""))  # fmt: skip
+    print(f"{'n_min':>5} {'conf':>6} {'rollouts':>9} {'saved':>6} {'first_dev':>9} {'saved':>6} {'agree':>7}"
+          + (f" {'F1':>6}" if labelled else ""))  # fmt: skip
     rows = []
     for n_min in args.n_min:
         for confidence in args.confidence:
@@ -90,18 +125,26 @@ def main(argv: list[str] | None = None) -> int:
                 "saved_first_deviation": 1 - got["rollouts_first_deviation"] / fixed["rollouts_first_deviation"],
                 "agreement": same / len(fixed["verdicts"]) if fixed["verdicts"] else 1.0,
                 "deviated": sum(got["verdicts"].values()),
+                "f1": f1(got["verdicts"], labelled) if labelled else None,
             }
             rows.append(row)
             print(f"{n_min:>5} {confidence:>6} {row['rollouts']:>9} {row['saved']:>6.1%} "
                   f"{row['rollouts_first_deviation']:>9} {row['saved_first_deviation']:>6.1%} "
-                  f"{row['agreement']:>7.1%}")  # fmt: skip
-    met = [r for r in rows if r["saved"] >= TARGET_SAVED and r["agreement"] >= TARGET_AGREEMENT]
-    print(f"target (>= {TARGET_SAVED:.0%} fewer at >= {TARGET_AGREEMENT:.0%} agreement): "
+                  f"{row['agreement']:>7.1%}" + (f" {_num(row['f1']):>6}" if labelled else ""))  # fmt: skip
+    met = [r for r in rows if r["saved"] >= TARGET_SAVED and r["agreement"] >= TARGET_AGREEMENT
+           and (r["f1"] is None or fixed["f1"] is None or r["f1"] >= fixed["f1"])]  # fmt: skip
+    print(f"target (>= {TARGET_SAVED:.0%} fewer at >= {TARGET_AGREEMENT:.0%} agreement"
+          + (", F1 no worse" if labelled else "") + "): "
           + (f"met by {len(met)} of {len(rows)} settings" if met else "not met"))  # fmt: skip
     if args.json:
-        fixed_out = {k: v for k, v in fixed.items() if k != "verdicts"} | {"verdicts": len(fixed["verdicts"])}
+        fixed_out = {k: v for k, v in fixed.items() if k not in ("verdicts", "bad")}
+        fixed_out |= {"verdicts": len(fixed["verdicts"]), "labelled": len(labelled), "bad": sum(labelled.values())}
         args.json.write_text(json.dumps({"fixed": fixed_out, "adaptive": rows}, indent=2))
     return 0
+
+
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
 
 
 if __name__ == "__main__":
