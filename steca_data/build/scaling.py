@@ -3,12 +3,15 @@
 A build's episode rate is R = min(R_env, R_llm, R_driver, M / L): environment steps a process can take,
 requests the engines answer, rows the driver stores, and episodes in flight over an episode's latency. This
 measures the environment-bound case on this machine — a random policy (no engine), the recipe's environment
-and train tasks — played by one process (the local executor) and by ``--workers`` Ray worker processes (the
-Ray executor, a Ray instance started for the bench), same starts and seeds, and the parts separately:
+and train tasks — played by one process on one environment thread (what each Ray worker is: the unit a
+cluster is made of), by ``--workers`` Ray worker processes (a Ray instance started for the bench), and by the
+local executor as the recipe runs it (``env.workers`` threads in one process), same starts and seeds; each
+arm plays them twice and the second pass is timed (steady state: processes started, games loaded, caches
+filled). The parts are measured separately:
 
-- environment: reset and step cost in one session (sequential), so R_env per process = 1 / (reset + k·step);
+- environment: reset (a new game) and step cost in one session, so R_env per process = 1 / (reset + k·step);
 - driver: rollout rows stored per second into a scratch DuckDB file (what the driver does per result);
-- the two arms' episodes/s, their ratio, and whether they played the same episodes (they must).
+- the arms' episodes/s, the ratios, and whether they played the same episodes (they must).
 
 The engine's part (requests/s) is the ``engine`` arm of the plain ``steca-data bench``.
 """
@@ -32,6 +35,7 @@ class ScalingArm:
     steps: int
     seconds: float
     stolen: float | None
+    warmup_seconds: float  # the untimed first pass: processes started, games loaded, caches filled
 
     @property
     def episodes_per_s(self) -> float:
@@ -104,6 +108,11 @@ def driver_rows_per_s(trajectories, rows: int = 400) -> float:
 
 
 def _arm(name: str, processes: int, executor, job, starts) -> tuple[ScalingArm, list]:
+    """Plays ``starts`` twice and times the second pass: the first starts the processes, loads every game
+    and fills each process's caches, which a build of millions of steps pays once (its time is kept)."""
+    start = time.perf_counter()
+    executor.play(job, starts, lambda i, v: None, None)
+    warmup = time.perf_counter() - start
     results: dict[int, object] = {}
     start, cpu = time.perf_counter(), cpu_times()
     executor.play(job, starts, results.__setitem__, None)
@@ -113,7 +122,8 @@ def _arm(name: str, processes: int, executor, job, starts) -> tuple[ScalingArm, 
         raise RuntimeError(f"{name}: {len(failed)} episode(s) failed; first: {failed[0]}")
     played = [results[i] for i in range(len(starts))]
     steps = sum(len(t.steps) for t in played)
-    return ScalingArm(name, processes, len(played), steps, seconds, stolen_share(cpu, cpu_times())), played
+    arm = ScalingArm(name, processes, len(played), steps, seconds, stolen_share(cpu, cpu_times()), warmup)
+    return arm, played
 
 
 def run_scaling(recipe, tasks: int, n: int, workers: int = 2) -> dict:
@@ -134,23 +144,26 @@ def run_scaling(recipe, tasks: int, n: int, workers: int = 2) -> dict:
     source = agent_handle(recipe.policy.model_copy(update={"backend": "random", "model": None}), None)
     job = PlayJob(source, SamplingParams(temperature=1.0, constrained=True), max_steps,
                   PromptConfig.from_recipe(recipe), "rollout")  # fmt: skip
-    local = LocalExecutor(env, env.workers)
+    single = LocalExecutor(env, 1)  # one process on one CPU: what each Ray worker is
+    local = LocalExecutor(env, env.workers)  # the local executor as the recipe runs it
     ray_spec = ExecutorSpec(kind="ray", env_workers=workers, shard_size=max(1, n))
     spread = RayExecutor(env, env.workers, ray_spec)
     try:
-        reset_s, step_s = env_costs(local.backend, train[: min(8, len(train))], max_steps, recipe.rollouts.seed)
-        one, played = _arm("1 process", 1, local, job, starts)
-        spread.play(job, starts[:workers], lambda i, v: None, None)  # workers placed, environments started
+        reset_s, step_s = env_costs(single.backend, train[: min(8, len(train))], max_steps, recipe.rollouts.seed)
+        one, played = _arm("1 process", 1, single, job, starts)
+        threads, _ = _arm(f"local x{env.workers}", 1, local, job, starts)
         many, played_many = _arm(f"{workers} workers", workers, spread, job, starts)
     finally:
+        single.close()
         local.close()
         spread.close()
     steps_per_episode = one.steps / max(1, one.episodes)
     return {
+        "policy_id": source.policy_id,  # part of every bench report: a later --json may replace this one
         "tasks": len(train),
         "episodes": len(starts),
         "max_steps": max_steps,
-        "arms": [vars(a) | {"episodes_per_s": a.episodes_per_s} for a in (one, many)],
+        "arms": [vars(a) | {"episodes_per_s": a.episodes_per_s} for a in (one, many, threads)],
         "identical": sum(a == b for a, b in zip(played, played_many, strict=True)) / max(1, len(played)),
         "reset_s": reset_s,
         "step_s": step_s,
@@ -159,20 +172,24 @@ def run_scaling(recipe, tasks: int, n: int, workers: int = 2) -> dict:
         "r_driver_rows_per_s": driver_rows_per_s(played[:50]),
         "episode_latency_s": reset_s + steps_per_episode * step_s,
         "ratio": many.episodes_per_s / one.episodes_per_s,
+        "ratio_over_local": many.episodes_per_s / threads.episodes_per_s,
     }
 
 
 def scaling_lines(f: dict) -> list[str]:
-    one, many = f["arms"]
+    one, many, threads = f["arms"]
     return [
         f"environment-bound scaling: {f['episodes']} random-policy episodes on {f['tasks']} train tasks "
         f"(max {f['max_steps']} steps)",
         *(
             f"  {a['name']:>10}: {a['episodes_per_s']:6.2f} episodes/s, {a['steps'] / a['seconds']:7.1f} steps/s "
-            f"({a['seconds']:.1f} s, cpu stolen {'n/a' if a['stolen'] is None else format(a['stolen'], '.0%')})"
-            for a in (one, many)
+            f"({a['seconds']:.1f} s, cpu stolen {'n/a' if a['stolen'] is None else format(a['stolen'], '.0%')}; "
+            f"first pass {a['warmup_seconds']:.1f} s)"
+            for a in (one, many, threads)
         ),  # fmt: skip
-        f"  same episodes in both arms: {f['identical']:.0%}",
+        f"  same episodes in every arm: {f['identical']:.0%}",
+        f"  {many['name']} over 1 process: {f['ratio']:.2f} (each worker is one process on one CPU); over the "
+        f"local executor's {threads['name'].split('x')[-1]} threads in one process: {f['ratio_over_local']:.2f}",
         "components of R = min(R_env, R_llm, R_driver, M/L):",
         f"  environment: reset {f['reset_s'] * 1e3:.1f} ms, step {f['step_s'] * 1e3:.2f} ms, "
         f"{f['steps_per_episode']:.1f} steps/episode -> R_env {f['r_env_per_process']:.2f} episodes/s per process",

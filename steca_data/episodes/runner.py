@@ -274,12 +274,22 @@ def _lockstep(run: _Run, max_active: int) -> list[Episode]:
 
 def _continuous(run: _Run, max_active: int) -> list[Episode]:
     events: queue.SimpleQueue = queue.SimpleQueue()  # (kind, episode, result or exception)
+    instant = bool(getattr(run.policy, "instant", False))
     submit = run.policy.submit if hasattr(run.policy, "submit") else None
-    batching = None if submit else BatchingPolicy(run.policy)
-    submit = submit or batching.submit
+    batching = None if submit or instant else BatchingPolicy(run.policy)
+    submit = submit or (batching.submit if batching else None)
 
     def on_env(kind: str, ep: Episode):
         return lambda f: events.put((kind, ep, f.exception() or f.result()))
+
+    def ask(ep: Episode) -> None:
+        if not instant:
+            submit(ep.request(run.prompt), run.params).add_done_callback(on_env("reply", ep))
+            return
+        try:
+            events.put(("reply", ep, run.policy.generate([ep.request(run.prompt)], run.params)[0]))
+        except Exception as exc:  # noqa: BLE001 - handled as the engine's reply would be
+            events.put(("reply", ep, exc))
 
     def launch() -> None:
         while run.pending and len(run.live) < max_active:
@@ -302,7 +312,7 @@ def _continuous(run: _Run, max_active: int) -> list[Episode]:
                 if kind == "stepped":
                     ep.record(*ep.move, value)
                 if not ep.over:
-                    submit(ep.request(run.prompt), run.params).add_done_callback(on_env("reply", ep))
+                    ask(ep)
                     continue
                 run.finish(ep)
             launch()
@@ -335,6 +345,8 @@ def run_episodes(
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES} (got {schedule!r})")
     run = _Run(pool, policy, starts, params, max_steps, prompt, on_done, source, follow_up)
+    if getattr(policy, "instant", False):  # nothing to batch: a live episode past the threads only holds a session
+        max_active = min(max_active, max(1, pool.workers))
     left: list[Episode] = []
     try:
         left = (_continuous if schedule == "continuous" else _lockstep)(run, max_active)

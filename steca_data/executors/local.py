@@ -7,6 +7,7 @@ with up to ``executor.max_active`` episodes in flight.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
@@ -71,10 +72,12 @@ class LocalExecutor(Executor):
                   self.max_active, self.schedule)  # fmt: skip
 
 
-def play_here(backend, workers, job: PlayJob, policy, starts, on_result, follow_up, max_active, schedule) -> None:
-    """The episode runner on this process: a session pool on ``backend``, results and failures to
-    ``on_result`` (the one loop both executors' episodes go through)."""
-    with SessionPool(backend, workers) as pool:
+def play_here(backend, workers, job: PlayJob, policy, starts, on_result, follow_up, max_active, schedule,
+              pool: SessionPool | None = None) -> None:  # fmt: skip
+    """The episode runner on this process: a session pool on ``backend`` (``pool``: one the caller keeps,
+    shared by concurrent calls), results and failures to ``on_result`` (the one loop both executors'
+    episodes go through)."""
+    with contextlib.nullcontext(pool) if pool is not None else SessionPool(backend, workers) as pool:
         try:
             run_episodes(
                 pool,

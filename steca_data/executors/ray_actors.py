@@ -68,6 +68,7 @@ class EpisodeWorker:
     def __init__(self, env, sessions: int, max_active: int):
         self.env, self.sessions, self.max_active = env, sessions, max_active
         self._backend = None
+        self._pool: SessionPool | None = None  # ``sessions`` threads shared by the shards played at once
         self._policies: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -89,34 +90,40 @@ class EpisodeWorker:
                 self._policies[source.policy_id] = policy
             return self._policies[source.policy_id]
 
-    def _env(self):
+    def _env(self) -> tuple[Any, SessionPool]:
+        """The backend and the worker's environment threads: every shard in flight steps on the same
+        ``sessions`` threads, so a one-CPU worker playing four shards runs one thread, not four on one GIL."""
         with self._lock:
             if self._backend is None:
                 self._backend = make_backend(self.env)
-            return self._backend
+                self._pool = SessionPool(self._backend, self.sessions)
+            return self._backend, self._pool
 
     def play(self, job: PlayJob, indices: list[int], starts: list) -> list[tuple[int, Any]]:
         """Play one shard; returns ``(index, trajectory or exception)`` for every start."""
         results: dict[int, Any] = {}
         policy = self._policy(job.source)
-        play_here(self._env(), self.sessions, replace(job, source=None), policy, starts,
-                  results.__setitem__, None, self.max_active, "continuous")  # fmt: skip
+        backend, pool = self._env()
+        play_here(backend, self.sessions, replace(job, source=None), policy, starts,
+                  results.__setitem__, None, self.max_active, "continuous", pool=pool)  # fmt: skip
         return [(indices[i], portable(value)) for i, value in sorted(results.items())]
 
     def map_sessions(self, fn, indices: list[int], items: list) -> list[tuple[int, Any]]:
         """``fn(backend, session, item)`` for one shard of items on this worker's sessions; returns
         ``(index, result or exception)`` for every item."""
-        backend = self._env()
+        backend, pool = self._env()
         results: dict[int, Any] = {}
-        with SessionPool(backend, self.sessions) as pool:
-            for k, outcome in pool.imap_unordered(lambda session, k: fn(backend, session, items[k]), range(len(items))):
-                results[indices[k]] = portable(outcome)
+        for k, outcome in pool.imap_unordered(lambda session, k: fn(backend, session, items[k]), range(len(items))):
+            results[indices[k]] = portable(outcome)
         return sorted(results.items())
 
     def restart(self) -> None:
         """Drop the environment (the build retries failed units in a fresh one)."""
         with self._lock:
             backend, self._backend = self._backend, None
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
         if backend is not None:
             backend.close()
 

@@ -55,10 +55,17 @@ def prompt_too_long(tokens: int, context: int) -> PromptTooLong | None:
 
 
 class Policy(Protocol):
+    """A policy; one that sets ``instant = True`` answers at once on the caller's thread (random, ε-expert):
+    the runner asks it inline and keeps no more episodes in flight than it has environment threads, since
+    a live episode beyond those only holds a simulator session (ALFWorld's costs a 33 MB library copy)."""
+
     policy_id: str  # identifies weights + backend; part of every cache key that depends on the policy
 
     def generate(self, requests: list[PolicyRequest], params: SamplingParams) -> list[str]: ...
 
+
+# backends whose policies are ``instant`` (answer on the caller's thread), known without loading them
+INSTANT_BACKENDS = ("random", "eps_expert")
 
 # backends that can restrict the Action span to the admissible actions (random and eps_expert always pick
 # one of them; openai through the server's structured outputs)

@@ -20,6 +20,7 @@ THOUGHT = "I will do this next."  # the same for planned and random moves: the t
 
 class EpsilonExpertPolicy:
     reads_plan = True
+    instant = True  # answers on the caller's thread: no batching, no episodes in flight beyond the sessions
 
     def __init__(self, epsilon: float):
         if not 0.0 <= epsilon <= 1.0:

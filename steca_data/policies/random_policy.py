@@ -11,6 +11,7 @@ from steca_data.policies.ids import RANDOM_POLICY_ID
 
 class RandomPolicy:
     policy_id = RANDOM_POLICY_ID
+    instant = True  # answers on the caller's thread: no batching, no episodes in flight beyond the sessions
 
     def generate(self, requests: list[PolicyRequest], params: SamplingParams) -> list[str]:
         replies = []

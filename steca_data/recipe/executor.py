@@ -28,6 +28,13 @@ class ExecutorSpec(Section):
         None, ge=1, le=10_000, description="ray: episode workers (one CPU each); default: the cluster's free CPUs."
     )
     worker_cpus: float = Field(1.0, gt=0.0, le=64.0, description="ray: CPUs each episode worker reserves.")
+    worker_sessions: int | None = Field(
+        None,
+        ge=1,
+        le=1_000,
+        description="ray: environment threads per episode worker; default: its CPUs (env.workers is this "
+        "process's). More threads than CPUs only contend for the GIL.",
+    )
     engines: int = Field(1, ge=1, le=1_000, description="ray, policy.backend vllm: engine replicas (actors).")
     engine_gpus: int = Field(
         0, ge=0, le=64, description="ray: GPUs per engine replica (its tensor-parallel size); 0 on CPU machines."
@@ -41,3 +48,7 @@ class ExecutorSpec(Section):
     placement_timeout_s: float = Field(
         300.0, gt=0.0, description="ray: give up when no worker can be placed for this long (no free CPUs)."
     )
+
+    @property
+    def sessions_per_worker(self) -> int:
+        return self.worker_sessions or max(1, round(self.worker_cpus))

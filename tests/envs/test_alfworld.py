@@ -93,6 +93,33 @@ def test_invalid_action_and_prefix_replay_are_deterministic(games):
     assert not a.done
 
 
+def test_closed_sessions_give_their_engines_to_the_next_ones(games):
+    """An engine is a private copy of Fast Downward's library, loaded for good: a new session after a closed one
+    takes its engine (and the game it has loaded) and plays the same transcript as a fresh engine."""
+    from steca_data.envs import replay
+    from steca_data.envs.alfworld import engine
+
+    backend = _backend(games)
+    task = backend.tasks("train")[0]
+    made = []
+    original = engine.make_env
+    engine.make_env = lambda **kw: made.append(1) or original(**kw)
+    try:
+        first = backend.new_session()
+        prefix = first.walkthrough(task)[:3]
+        a = replay(first, task, prefix)
+        first.close()
+        second = backend.new_session()  # reuses the closed session's engine
+        b = replay(second, task, prefix)
+        third = backend.new_session()  # none idle: a new engine
+        c = replay(third, task, prefix)
+    finally:
+        engine.make_env = original
+    assert len(made) == 2
+    assert (a.observation, a.admissible) == (b.observation, b.admissible) == (c.observation, c.admissible)
+    backend.close()
+
+
 def test_cached_engine_transcript_equals_stock(games):
     from steca_data.envs.alfworld.engine import make_env, make_stock_env
 

@@ -74,6 +74,32 @@ def test_prefix_is_replayed_and_max_steps_caps_the_total(env_pool, tiny_recipe):
     assert [s.action for s in again[0].steps] == [s.action for s in trajs[0].steps]
 
 
+class CountingPolicy(RandomPolicy):
+    """The random policy, answering in batches (not instant): every start may be in flight at once."""
+
+    instant = False
+
+
+def test_an_instant_policy_keeps_no_more_episodes_in_flight_than_environment_threads(env_pool, tiny_recipe):
+    """Random and ε-expert answer on the runner's thread: a live episode beyond the pool's threads would only
+    hold a session (ALFWorld's is a 33 MB library copy); a batching policy keeps up to ``max_active``."""
+    backend = env_pool.backend
+    tasks = backend.tasks("unseen")
+    starts = [EpisodeStart(t, seed=s) for t in tasks for s in range(4)]
+    opened = []
+    original = backend.new_session
+    backend.new_session = lambda: opened.append(1) or original()
+    try:
+        quick = run_episodes(env_pool, RandomPolicy(), starts, SamplingParams(temperature=1.0), 4, PromptConfig())
+        instant_sessions, opened[:] = len(opened), []
+        batched = run_episodes(env_pool, CountingPolicy(), starts, SamplingParams(temperature=1.0), 4, PromptConfig())
+    finally:
+        del backend.new_session
+    assert instant_sessions <= env_pool.workers < len(starts)
+    assert len(opened) == len(starts)  # all in flight at once
+    assert [t.model_dump() for t in quick] == [t.model_dump() for t in batched]  # same episodes either way
+
+
 def test_schedules_play_the_same_episodes(env_pool, tiny_recipe):
     """Continuous and lock-step scheduling differ only in batching: seeded episodes come out identical,
     and ``on_done`` sees each episode once, in completion order."""

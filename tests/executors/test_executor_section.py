@@ -1,6 +1,7 @@
 """The recipe's ``executor`` section: ``--set`` reaches it, a bad value is one line naming the field (exit 2),
-and it is no part of the data fingerprint (local and Ray builds share a cache). Also the engine routing of
-the Ray executor, as a pure function of loads (task affinity, least loaded first, a load cap)."""
+and it is no part of the data fingerprint (local and Ray builds share a cache). Also the engine routing and the
+worker choice of the Ray executor, as pure functions of loads (task affinity, least loaded first, a load cap),
+and the shards an instant policy (no engine) plays at once per worker."""
 
 from __future__ import annotations
 
@@ -39,11 +40,13 @@ def test_a_bad_executor_value_is_one_line_and_exit_2(tmp_path):
     assert proc.returncode == 2 and len(lines) == 1 and "executor.kind" in lines[0], proc.stderr
 
 
-def _run(engines: int, workers: int):
+def _run(engines: int = 0, workers: int = 0, backend: str | None = None, shards_per_worker: int = 4):
     from steca_data.executors.ray_executor import ShardRun
 
-    ex = SimpleNamespace(engines=["e"] * engines, workers_=[object()] * workers)
-    return ShardRun(ex, None, None, [], None, None)
+    spec = SimpleNamespace(shards_per_worker=shards_per_worker)
+    ex = SimpleNamespace(engines=["e"] * engines, workers_=[object()] * workers, worker_affinity={}, spec=spec)
+    source = SimpleNamespace(policy_id="p", spec=SimpleNamespace(backend=backend) if backend else None)
+    return ShardRun(ex, None, SimpleNamespace(source=source), [], None, None)
 
 
 def test_engine_routing_is_sticky_per_task_least_loaded_first_and_capped():
@@ -65,3 +68,25 @@ def test_an_unreachable_ray_address_is_one_line_and_exit_1(tmp_path):
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error")]
     assert proc.returncode == 1 and len(errors) == 1 and "executor.address" in errors[0], proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_task_stays_on_its_worker_while_that_worker_is_not_busier():
+    from steca_data.executors.ray_executor import Worker
+
+    run = _run(backend="transformers")
+    a, b = Worker("a", None, ready=True), Worker("b", None, ready=True)
+    assert run._worker_for("t1", [a, b]) is a  # first assignment: least loaded
+    a.shards = 1
+    assert run._worker_for("t1", [a, b]) is a  # one shard above the least loaded: still its worker
+    assert run._worker_for("t2", [a, b]) is b  # a new task goes to the least loaded
+    a.shards = 2
+    assert run._worker_for("t1", [a, b]) is b  # two above: moved, and it stays on the new worker
+    a.shards = b.shards = 0
+    assert run._worker_for("t1", [a, b]) is b
+    assert run._worker_for("t1", [a]) is a  # its worker is not free: any free one
+
+
+def test_instant_policies_play_two_shards_per_worker_at_once():
+    assert _run(backend="random").per_worker == 2 and _run(backend="eps_expert").per_worker == 2
+    assert _run(backend="random", shards_per_worker=1).per_worker == 1
+    assert _run(backend="vllm").per_worker == 4 and _run().per_worker == 4

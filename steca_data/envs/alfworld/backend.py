@@ -148,14 +148,13 @@ def _instruction(intro: str) -> str:
 
 
 class AlfworldSession:
-    """One engine playing one episode at a time."""
+    """One engine playing one episode at a time (the engine, and the game it has loaded, come from the
+    backend's idle ones when there are any)."""
 
-    def __init__(self, backend: AlfworldBackend):
-        from steca_data.envs.alfworld.engine import make_env
-
+    def __init__(self, backend: AlfworldBackend, engine, loaded: str | None):
         self._backend = backend
-        self._env = make_env(facts=True)
-        self._loaded: str | None = None
+        self._env = engine
+        self._loaded = loaded
         self._state = None
         self._intro = ""
 
@@ -216,6 +215,8 @@ class AlfworldSession:
         return list(json.loads((folder / GAME_FILE).read_text()).get("walkthrough") or [])
 
     def close(self) -> None:
+        if self._env is not None:
+            self._backend.give_back(self._env, self._loaded)
         self._env = None
 
 
@@ -232,13 +233,25 @@ class AlfworldBackend:
         self.root = resolve_data_dir(spec)
         self.planner_gold = bool(spec.params.get("planner_gold", False))
         self._lock = threading.Lock()
+        # Engines of closed sessions, with the game each has loaded: an engine is a private copy of Fast
+        # Downward's 33 MB library, loaded for good (ctypes never unloads it), so every run of episodes
+        # making its own cost a file copy and a dlopen per session and grew the process each time.
+        self._idle: list[tuple[object, str | None]] = []
 
     def tasks(self, split_name: str) -> list[Task]:
         return list_alfworld_tasks(self.spec, split_name)
 
     def new_session(self) -> AlfworldSession:
+        from steca_data.envs.alfworld.engine import make_env
+
         with self._lock:
-            return AlfworldSession(self)
+            if self._idle:
+                return AlfworldSession(self, *self._idle.pop())
+            return AlfworldSession(self, make_env(facts=True), None)
+
+    def give_back(self, engine, loaded: str | None) -> None:
+        with self._lock:
+            self._idle.append((engine, loaded))
 
     def gold_actions(self, session: AlfworldSession, task: Task) -> list[str]:
         actions: list[str] = []
@@ -254,4 +267,5 @@ class AlfworldBackend:
         return actions
 
     def close(self) -> None:
-        pass
+        with self._lock:
+            self._idle.clear()
