@@ -173,6 +173,36 @@ class _State:
         self.runs: list[dict] = []
         self.steps: list[StepRecord] = []
         self.done: list[int] = []
+        self.before = earlier_seconds(out, recipe)  # what earlier runs of this experiment spent
+
+
+ELAPSED = "elapsed.json"
+
+
+def _settings_key(recipe) -> str:
+    """The experiment's settings, not where it writes: a resumed run with other paths counts as the same one."""
+    from steca_data.core.keys import unit_key
+
+    dump = recipe.model_dump(mode="json", exclude={"output": True, "description": True,
+                                                   "experiment": {"out", "results"}})  # fmt: skip
+    return unit_key("experiment-time", "1", recipe=dump)
+
+
+def earlier_seconds(out: Path, recipe) -> float:
+    """Wall seconds that earlier runs of these settings spent in ``out`` (``elapsed.json``), up to their last
+    finished step; 0 for new settings (a changed recipe's earlier time is not this experiment's)."""
+    try:
+        doc = json.loads((out / ELAPSED).read_text())
+    except (OSError, ValueError):
+        return 0.0
+    return float(doc.get("seconds", 0.0)) if doc.get("key") == _settings_key(recipe) else 0.0
+
+
+def _note_elapsed(state: _State) -> None:
+    """Written after each step, so a killed run's time counts up to its last finished step."""
+    seconds = state.before + time.monotonic() - state.t0
+    doc = {"key": _settings_key(state.recipe), "seconds": round(seconds, 1)}
+    write_file_atomically(state.out / ELAPSED, json.dumps(doc) + "\n")
 
 
 def _run_group(state: _State, recipe, seeds: list[int], reporter) -> dict:
@@ -185,6 +215,7 @@ def _run_group(state: _State, recipe, seeds: list[int], reporter) -> dict:
     base, base_id, fingerprint, stats = run_build(recipe, reporter)
     state.out.mkdir(parents=True, exist_ok=True)  # only once the build stands: a failure before creates nothing
     mark(state.out, "experiment")
+    _note_elapsed(state)
     status = "computed" if stats.pop("computed") else "cached"
     shared = recipe is state.recipe
     step = "build" if shared else f"build s{seeds[0]}"
@@ -220,7 +251,9 @@ def _run_seeds(state: _State, exp: Context, ctx: BuildContext, stats: dict, seed
     doc: dict = {}
     for seed in seeds:
         run_step(TrainStep(exp, names, seed), ctx)
+        _note_elapsed(state)
         evaluated = {u.item[0]: exp.found(u.key) for u in run_step(EvalStep(exp, names, seed), ctx)}
+        _note_elapsed(state)
         recovered: dict[str, dict] = {}
         if cases:
             for u in run_step(RecoveryStep(exp, names, seed, cases), ctx):
@@ -233,6 +266,7 @@ def _run_seeds(state: _State, exp: Context, ctx: BuildContext, stats: dict, seed
                                "calibration": recovered.get(name, {})})  # fmt: skip
         state.done.append(seed)
         doc = _results(state)
+        _note_elapsed(state)
         write_report(doc, state.out)
         write_file_atomically(results_path(state.recipe), json.dumps(doc["headline"], indent=1) + "\n")
     return doc
@@ -254,6 +288,7 @@ def _data(builds: list[dict]) -> dict:
 def _results(state: _State) -> dict:
     recipe, names, first = state.recipe, recipe_methods(state.recipe), state.builds[0]
     seconds = round(time.monotonic() - state.t0, 1)
+    total = round(state.before + seconds, 1)  # resumed runs add up: the experiment's cost, not this run's
     doc = {
         "recipe": recipe.name,
         "recipe_fingerprint": recipe.fingerprint(),
@@ -272,12 +307,13 @@ def _results(state: _State) -> dict:
         "runs": state.runs,
         "steps": [asdict(s) for s in state.steps],
         "seconds": seconds,
+        "seconds_total": total,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     if len(state.builds) > 1:  # seed_scope all: the first build's facts above, every build's here
         doc["builds"] = state.builds
     doc["table"] = summary_table(doc)
-    doc["headline"] = results_document(recipe.env.game, state.runs, state.done, _data(state.builds), seconds / 60)
+    doc["headline"] = results_document(recipe.env.game, state.runs, state.done, _data(state.builds), total / 60)
     return doc
 
 
