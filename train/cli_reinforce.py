@@ -120,9 +120,10 @@ def experiment_cmd(
         _fail(f"{recipe}: {problem}", 2)
     _quiet_hf()
     from steca_data.core.progress import Reporter
-    from steca_train.experiment import experiment_dir, run_experiment
+    from steca_train.experiment import experiment_dir, results_path, run_experiment, seed_groups
 
-    check_build_output(r.build_dir, r.output.cache, str(recipe), r.name)
+    for built, _ in seed_groups(r):  # one build, or one per seed (experiment.seed_scope: all)
+        check_build_output(built.build_dir, built.output.cache, str(recipe), r.name)
     check_output_dir(experiment_dir(r), "experiment", what=f"{recipe}: experiment.out")
 
     if quiet:
@@ -136,3 +137,4 @@ def experiment_cmd(
     typer.echo(markdown(doc))
     out = experiment_dir(r)
     err.print(f"[green]results[/green] {out}/results.md, results.json, methods.png, calibration.png, losses.png")
+    err.print(f"[green]table[/green] {results_path(r)}")

@@ -84,6 +84,21 @@ def summarise(split: str, mode: Mode, trajs: list[Trajectory], computed: int) ->
     )
 
 
+def task_outcomes(trajs: list[Trajectory]) -> dict[str, dict[str, float]]:
+    """task id -> its success and final reward, each the mean over the task's samples (the unit a paired
+    comparison resamples)."""
+    by_task: dict[str, list[Trajectory]] = {}
+    for t in trajs:
+        by_task.setdefault(t.task.task_id, []).append(t)
+    return {
+        task: {
+            "success": round(statistics.fmean(float(t.success) for t in ts), 4),
+            "reward": round(statistics.fmean(t.outcome_reward for t in ts), 4),
+        }
+        for task, ts in sorted(by_task.items())
+    }
+
+
 def eval_modes(is_random: bool, greedy: bool, samples: int, temperature: float, base: SamplingParams) -> list[Mode]:
     if is_random:
         return [Mode("random", base, max(1, samples))]
@@ -105,8 +120,10 @@ def evaluate(
     limit: int | None,
     seed: int,
     reporter,
+    outcomes: dict[tuple[str, str], dict] | None = None,
 ) -> list[SplitResult]:
-    """Play every (split, mode, task, sample) not yet in the cache (the evaluation stage), then summarise."""
+    """Play every (split, mode, task, sample) not yet in the cache (the evaluation stage), then summarise.
+    ``outcomes``, if given, receives each (split, mode name)'s per-task outcomes (``task_outcomes``)."""
     results = []
     with open_build(recipe, read_only=False, reporter=reporter) as ctx:  # outputs such as generated games
         for mode in modes:
@@ -118,6 +135,8 @@ def evaluate(
             for split, episodes in stage.episodes(ctx).items():
                 computed = sum(u.item[0] == split and u.key not in before for u in units)
                 results.append(summarise(split, mode, episodes, computed))
+                if outcomes is not None:
+                    outcomes[(split, mode.name)] = task_outcomes(episodes)
     return sorted(results, key=lambda r: (splits.index(r.split), [m.name for m in modes].index(r.mode)))
 
 

@@ -2,18 +2,23 @@
 
     build (warm-up base agent → proposals → rollouts → reflections → Dc/De/Ds)     the builder's stages
     for each seed: train each method → evaluate seen/unseen → calibration analysis   the experiment's stages
-    aggregate: results.json, results.md, methods.png, calibration.png, losses.png
+    aggregate: results.json, results.md, methods.png, calibration.png, losses.png, and the headline
+               <experiment.results>/<env.game>.json (``steca_train.results``: means, paired bootstrap CIs)
 
 The build runs through the builder's stages; the experiment's steps run through the same stage template
 (``steca_train.steps``): every unit has a key (a hash of exactly what it depends on: the base agent's weights
 digest, the built rows' fingerprint, the training settings, the seed, the evaluation settings) and its record is
 written last, after its files, into the build's cache. A rerun — or a killed run started again — finds those and
 computes only the units that are missing. Seeds vary the methods' training (batch order) and evaluation sampling;
-the warm-up and the build are shared by all seeds (they are the expensive, deterministic data side).
+with ``experiment.seed_scope: methods`` (the default) the warm-up and the build are shared by all seeds (the
+expensive, deterministic data side); with ``all`` each seed also has its own warm-up (init weights, batch order)
+and build (rollout seeds), in ``<output.dir>/seed-<s>`` (``seed_recipe``). Every seed evaluates on the same tasks,
+so the methods' outcomes pair up by (task, seed).
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from dataclasses import asdict
@@ -21,11 +26,13 @@ from pathlib import Path
 
 from steca_data.build.builder import played_env
 from steca_data.cache.store import Cache
+from steca_data.core.outputs import write_file_atomically
 from steca_data.export.build_dir import BuildDir
 from steca_data.stages.base import BuildContext
 from steca_train.methods import method as find_method
 from steca_train.methods import recipe_methods
 from steca_train.methods.base import weight_summary
+from steca_train.results import results_document
 from steca_train.steps import (
     CasesStep,
     Context,
@@ -108,49 +115,145 @@ def experiment_dir(recipe) -> Path:
     return Path(recipe.experiment.out) if recipe.experiment.out else recipe.build_dir / "experiment"
 
 
+def results_path(recipe) -> Path:
+    """``results/<env>.json``: ``<experiment.results>/<env.game>.json``, default beside ``results.json``."""
+    folder = Path(recipe.experiment.results) if recipe.experiment.results else experiment_dir(recipe)
+    return folder / f"{recipe.env.game}.json"
+
+
+def seed_recipe(recipe, seed: int):
+    """The recipe one seed builds with under ``seed_scope: all``: ``seed`` in every seed the data side reads
+    (the init model's weights and the warm-up's batch order, which key the warm-up; the rollouts', which key the
+    rollouts) and its own build directory ``<output.dir>/seed-<s>`` (and cache, if ``output.cache`` names one)."""
+    name = f"seed-{seed}"
+    cache = recipe.output.cache
+    per_seed_cache = str(Path(cache).parent / name / Path(cache).name) if cache else None
+    output = {"dir": str(recipe.build_dir / name), "cache": per_seed_cache}
+    return recipe.model_copy(
+        update={
+            "seed": seed,
+            "model": recipe.model.model_copy(update={"seed": seed}),
+            "sft": recipe.sft.model_copy(update={"seed": seed}),
+            "rollouts": recipe.rollouts.model_copy(update={"seed": seed}),
+            "output": recipe.output.model_copy(update=output),
+        }
+    )
+
+
+def seed_groups(recipe) -> list[tuple[object, list[int]]]:
+    """(the recipe a build is made with, the seeds trained and evaluated on it): one build shared by every seed
+    (``seed_scope: methods``), or one build per seed (``all``)."""
+    seeds = recipe.experiment.seeds
+    if recipe.experiment.seed_scope == "all":
+        return [(seed_recipe(recipe, s), [s]) for s in seeds]
+    return [(recipe, list(seeds))]
+
+
 def run_experiment(recipe, reporter) -> dict:
     """Everything, in order, skipping what is cached; returns the results document (also written)."""
-    from steca_data.core.outputs import mark
-    from steca_data.executors.local import LocalExecutor
     from steca_train.methods import check_methods
-    from steca_train.report import write_report
 
     problem = check_methods(recipe)
     if problem:
         raise ValueError(problem)
-    t0 = start = time.monotonic()
-    out = experiment_dir(recipe)
+    t0 = time.monotonic()
+    state = _State(recipe, experiment_dir(recipe), t0)
+    doc: dict = {}
+    for built, seeds in seed_groups(recipe):
+        doc = _run_group(state, built, seeds, reporter)
+    return doc
+
+
+class _State:
+    """What the experiment gathers across its builds: every build's facts, every run, every step's record."""
+
+    def __init__(self, recipe, out: Path, t0: float):
+        self.recipe, self.out, self.t0 = recipe, out, t0
+        self.builds: list[dict] = []
+        self.runs: list[dict] = []
+        self.steps: list[StepRecord] = []
+        self.done: list[int] = []
+        self.before = earlier_seconds(out, recipe)  # what earlier runs of this experiment spent
+
+
+ELAPSED = "elapsed.json"
+
+
+def _settings_key(recipe) -> str:
+    """The experiment's settings, not where it writes: a resumed run with other paths counts as the same one."""
+    from steca_data.core.keys import unit_key
+
+    dump = recipe.model_dump(mode="json", exclude={"output": True, "description": True,
+                                                   "experiment": {"out", "results"}})  # fmt: skip
+    return unit_key("experiment-time", "1", recipe=dump)
+
+
+def earlier_seconds(out: Path, recipe) -> float:
+    """Wall seconds that earlier runs of these settings spent in ``out`` (``elapsed.json``), up to their last
+    finished step; 0 for new settings (a changed recipe's earlier time is not this experiment's)."""
+    try:
+        doc = json.loads((out / ELAPSED).read_text())
+    except (OSError, ValueError):
+        return 0.0
+    return float(doc.get("seconds", 0.0)) if doc.get("key") == _settings_key(recipe) else 0.0
+
+
+def _note_elapsed(state: _State) -> None:
+    """Written after each step, so a killed run's time counts up to its last finished step."""
+    seconds = state.before + time.monotonic() - state.t0
+    doc = {"key": _settings_key(state.recipe), "seconds": round(seconds, 1)}
+    write_file_atomically(state.out / ELAPSED, json.dumps(doc) + "\n")
+
+
+def _run_group(state: _State, recipe, seeds: list[int], reporter) -> dict:
+    """Build (or find) one build, then run ``seeds`` on it."""
+    from steca_data.core.outputs import mark
+    from steca_data.executors.local import LocalExecutor
+    from steca_train.report import write_report
+
+    start = time.monotonic()
     base, base_id, fingerprint, stats = run_build(recipe, reporter)
-    out.mkdir(parents=True, exist_ok=True)  # only once the build stands: a failure before creates nothing
-    mark(out, "experiment")
+    state.out.mkdir(parents=True, exist_ok=True)  # only once the build stands: a failure before creates nothing
+    mark(state.out, "experiment")
+    _note_elapsed(state)
     status = "computed" if stats.pop("computed") else "cached"
-    build_step = StepRecord("build", status, round(time.monotonic() - start, 1))
+    shared = recipe is state.recipe
+    step = "build" if shared else f"build s{seeds[0]}"
+    state.steps.append(StepRecord(step, status, round(time.monotonic() - start, 1)))
     env = played_env(recipe)  # before the experiment's handle opens: reading the build opens its cache
     with Cache(recipe.cache_path) as cache:  # the experiment's one handle: its steps and the build's readers share it
         build = BuildDir.open(recipe.build_dir).share(cache)
-        exp = Context(recipe, reporter, out, base, base_id, build, fingerprint, cache, env, [build_step])
+        exp = Context(recipe, reporter, state.out, base, base_id, build, fingerprint, cache, env, state.steps)
         ctx = BuildContext(recipe, cache, reporter, executor=LocalExecutor(env, 1))  # steps run here
         ctx.play_env(env)
         try:
-            return _run_seeds(exp, ctx, stats, t0, write_report)
+            return _run_seeds(state, exp, ctx, stats, seeds, write_report)
         finally:
             ctx.close()
             build.close()
 
 
-def _run_seeds(exp: Context, ctx: BuildContext, stats: dict, t0: float, write_report) -> dict:
+def _run_seeds(state: _State, exp: Context, ctx: BuildContext, stats: dict, seeds: list[int], write_report) -> dict:
     """Per seed: train, evaluate, calibrate (each a stage); the report is rewritten after every seed, so a long
     run that is stopped still shows what it has."""
     recipe, names = exp.recipe, recipe_methods(exp.recipe)
-    datasets = weight_summary([row for rows in exp.build.rows.values() for row in rows])
-    base_nll = exp.found(run_step(NllStep(exp), ctx)[0].key)
+    rows = exp.build.rows
+    state.builds.append({
+        "seeds": seeds, "build_dir": str(recipe.build_dir), "base_model": str(exp.base_model),
+        "base_policy_id": exp.base_policy_id, "data_fingerprint": exp.data_fingerprint, "build": stats,
+        "datasets": weight_summary([row for rs in rows.values() for row in rs]),
+        "data": {name: len(rows.get(name, [])) for name in ("dc", "de", "ds")},
+        "base_nll": exp.found(run_step(NllStep(exp), ctx)[0].key),
+    })  # fmt: skip
     cases = {}
     if recipe.experiment.calibration.enabled:
         cases = {u.item[0]: _cases(exp, u.key) for u in run_step(CasesStep(exp), ctx)}
-    runs: list[dict] = []
-    for i, seed in enumerate(recipe.experiment.seeds):
+    doc: dict = {}
+    for seed in seeds:
         run_step(TrainStep(exp, names, seed), ctx)
+        _note_elapsed(state)
         evaluated = {u.item[0]: exp.found(u.key) for u in run_step(EvalStep(exp, names, seed), ctx)}
+        _note_elapsed(state)
         recovered: dict[str, dict] = {}
         if cases:
             for u in run_step(RecoveryStep(exp, names, seed, cases), ctx):
@@ -158,11 +261,14 @@ def _run_seeds(exp: Context, ctx: BuildContext, stats: dict, t0: float, write_re
         for name in names:
             trained = TrainStep(exp, [name], seed).units(ctx)
             marker = exp.found(trained[-1].key) if find_method(name).trains else None
-            runs.append({"method": name, "seed": seed, "model": str(method_model(exp, name, seed)), "train": marker,
-                         "results": evaluated[name]["results"], "calibration": recovered.get(name, {})})  # fmt: skip
-        done = recipe.experiment.seeds[: i + 1]
-        doc = _results(exp, stats, datasets, base_nll, runs, done, t0)
-        write_report(doc, exp.out)
+            state.runs.append({"method": name, "seed": seed, "model": str(method_model(exp, name, seed)),
+                               "train": marker, "results": evaluated[name]["results"],
+                               "calibration": recovered.get(name, {})})  # fmt: skip
+        state.done.append(seed)
+        doc = _results(state)
+        _note_elapsed(state)
+        write_report(doc, state.out)
+        write_file_atomically(results_path(state.recipe), json.dumps(doc["headline"], indent=1) + "\n")
     return doc
 
 
@@ -172,28 +278,42 @@ def _cases(exp: Context, key: str) -> list:
     return cases_from_dicts(exp.found(key)["cases"])
 
 
-def _results(exp: Context, stats: dict, datasets: dict, base_nll: dict, runs: list, done: list, t0: float) -> dict:
-    recipe, names = exp.recipe, recipe_methods(exp.recipe)
+def _data(builds: list[dict]) -> dict:
+    """Dc/De/Ds rows: the one build's, or the mean over the seeds' builds."""
+    if len(builds) == 1:
+        return dict(builds[0]["data"])
+    return {name: round(statistics.fmean(b["data"][name] for b in builds), 1) for name in ("dc", "de", "ds")}
+
+
+def _results(state: _State) -> dict:
+    recipe, names, first = state.recipe, recipe_methods(state.recipe), state.builds[0]
+    seconds = round(time.monotonic() - state.t0, 1)
+    total = round(state.before + seconds, 1)  # resumed runs add up: the experiment's cost, not this run's
     doc = {
         "recipe": recipe.name,
         "recipe_fingerprint": recipe.fingerprint(),
-        "base_model": str(exp.base_model),
-        "base_policy_id": exp.base_policy_id,
-        "data_fingerprint": exp.data_fingerprint,
-        "build": stats,
-        "datasets": datasets,
-        "base_nll": base_nll,
-        "seeds": done,
-        "complete": len(done) == len(recipe.experiment.seeds),
+        "seed_scope": recipe.experiment.seed_scope,
+        "base_model": first["base_model"],
+        "base_policy_id": first["base_policy_id"],
+        "data_fingerprint": first["data_fingerprint"],
+        "build": first["build"],
+        "datasets": first["datasets"],
+        "base_nll": first["base_nll"],
+        "seeds": list(state.done),
+        "complete": len(state.done) == len(recipe.experiment.seeds),
         "methods": names,
         "labels": {name: find_method(name).label for name in names},
         "eval": eval_settings(recipe)["eval"],
-        "runs": runs,
-        "steps": [asdict(s) for s in exp.steps],
-        "seconds": round(time.monotonic() - t0, 1),
+        "runs": state.runs,
+        "steps": [asdict(s) for s in state.steps],
+        "seconds": seconds,
+        "seconds_total": total,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
+    if len(state.builds) > 1:  # seed_scope all: the first build's facts above, every build's here
+        doc["builds"] = state.builds
     doc["table"] = summary_table(doc)
+    doc["headline"] = results_document(recipe.env.game, state.runs, state.done, _data(state.builds), total / 60)
     return doc
 
 

@@ -30,6 +30,9 @@ from steca_train.methods import method as find_method
 from steca_train.methods.base import MethodRun
 
 EXPERIMENT_VERSION = "1"
+# the evaluation unit's record: 2 adds each result's per-task outcomes (``tasks``); its own version so that a
+# record without them is computed again (from the cached episodes) while trained models stand
+EVAL_RECORD_VERSION = "2"
 
 
 @dataclass
@@ -206,7 +209,8 @@ def played(exp: Context, model: Path) -> Iterator:
 
 
 class EvalStep(ExperimentStep):
-    """One unit per method and seed: its model's seen/unseen results (episodes also land in the cache)."""
+    """One unit per method and seed: its model's seen/unseen results, each with its tasks' outcomes
+    (``tasks``: task id -> success and final reward, means over samples); episodes also land in the cache."""
 
     name, kind = "eval", "exp-eval"
     unit_name = "models"
@@ -219,8 +223,8 @@ class EvalStep(ExperimentStep):
         r, units = self.exp.recipe, []
         for name in self.names:
             model = method_model(self.exp, name, self.seed)
-            key = unit_key("exp-eval", EXPERIMENT_VERSION, policy=model_policy_id(self.exp, model), seed=self.seed,
-                           **eval_settings(r))  # fmt: skip
+            key = unit_key("exp-eval", EXPERIMENT_VERSION, record=EVAL_RECORD_VERSION, seed=self.seed,
+                           policy=model_policy_id(self.exp, model), **eval_settings(r))  # fmt: skip
             units.append(Unit(key, f"{name} s{self.seed}", (name, model)))
         return units
 
@@ -232,9 +236,12 @@ class EvalStep(ExperimentStep):
         params = sampling_params(r.policy, seed=seed)
         modes = eval_modes(False, r.eval.greedy, r.eval.samples, r.eval.temperature, params)
         max_steps = r.eval.max_steps or r.env.max_steps
+        outcomes: dict[tuple[str, str], dict] = {}
         with played(self.exp, model) as policy:
-            results = evaluate(r, policy, r.eval.splits, modes, max_steps, r.eval.limit, seed, self.exp.reporter)
-        doc = {"method": name, "seed": seed, "model": str(model), "results": [asdict(x) for x in results]}
+            results = evaluate(r, policy, r.eval.splits, modes, max_steps, r.eval.limit, seed, self.exp.reporter,
+                               outcomes)  # fmt: skip
+        rows = [asdict(x) | {"tasks": outcomes.get((x.split, x.mode), {})} for x in results]
+        doc = {"method": name, "seed": seed, "model": str(model), "results": rows}
         return self.exp.out, doc
 
 

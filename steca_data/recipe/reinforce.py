@@ -60,11 +60,19 @@ class CalibrationSpec(_Section):
 
 
 class ExperimentSpec(_Section):
-    """warm-up → build → each method → eval, per seed (seeds vary method training and eval sampling)."""
+    """warm-up → build → each method → eval, per seed (``seed_scope``: what a seed varies)."""
 
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     methods: list[str] | None = Field(
         None, min_length=1, description="Names of `steca-train methods` to run; default every registered method."
     )
     out: str | None = Field(None, description="Results directory; default <build dir>/experiment.")
+    results: str | None = Field(
+        None, description="Directory of the headline <env.game>.json (means, paired CIs); default experiment.out."
+    )
+    seed_scope: Literal["methods", "all"] = Field(
+        "methods",
+        description="What a seed varies. methods: the methods' training and evaluation sampling, on one shared "
+        "warm-up and build; all: also the warm-up and the build (each seed builds in <output.dir>/seed-<s>).",
+    )
     calibration: CalibrationSpec = Field(default_factory=CalibrationSpec)

@@ -63,6 +63,21 @@ def test_tiny_experiment_has_a_result_row_per_method(tiny_experiment):
     assert "IPR" in (recipe.build_dir / "experiment" / "results.md").read_text()
 
 
+def test_tiny_experiment_writes_per_task_outcomes_and_the_headline_table(tiny_experiment):
+    recipe, doc = tiny_experiment
+    for run in doc["runs"]:
+        for res in run["results"]:  # each eval task's success and final reward, for the paired comparison
+            (outcome,) = res["tasks"].values()  # eval.limit=1
+            assert set(outcome) == {"success", "reward"} and outcome["success"] == res["success_rate"]
+    headline = json.loads((recipe.build_dir / "experiment" / "twc.json").read_text())
+    assert headline == doc["headline"]
+    assert headline["env"] == "twc" and headline["seeds"] == [0] and headline["n_eval"] == {"seen": 1, "unseen": 1}
+    assert list(headline["methods"]) == doc["methods"]
+    assert {f"steca_vs_{m}_unseen_success" for m in doc["methods"] if m != "steca"} == set(headline["paired"])
+    assert headline["data"] == {name: doc["datasets"].get(name, {"rows": 0})["rows"] for name in ("dc", "de", "ds")}
+    assert headline["data"]["dc"] > 0 and headline["minutes"] > 0
+
+
 def test_ipr_second_round_is_explored_by_the_first_rounds_policy(tiny_experiment):
     recipe, doc = tiny_experiment
     (ipr,) = [run["train"] for run in doc["runs"] if run["method"] == "ipr"]

@@ -3,8 +3,8 @@
 - the trainer's first-step loss on a two-row batch equals a weighted NLL computed by hand from the rendered
   text (so the per-row weights and the per-turn loss flags are really what it optimises);
 - steca-dpo and STeP train on exactly the rows their exports write; the DPO path runs TRL's DPOTrainer;
-- the experiment runner finishes, then a rerun is all cache hits, and a changed training setting redoes only
-  the trained methods.
+- the experiment runner finishes, then a rerun is all cache hits (its time added to the earlier runs'), and a
+  changed training setting redoes only the trained methods.
 """
 
 from __future__ import annotations
@@ -193,12 +193,18 @@ def test_experiment_runs_then_resumes_from_its_cache(experiment_recipe, monkeypa
     assert status["train steca-sft s0"] == status["train steca s0"] == "cached"  # trained before the kill
     assert status["train steca-dpo s0"] == "computed" and status["eval steca s0"] == "computed"
 
+    assert first["seconds_total"] > first["seconds"]  # the killed run's time counts too (elapsed.json)
+
     again = run_experiment(recipe, Reporter(quiet=True))
     assert {s["status"] for s in again["steps"]} == {"cached"}, again["steps"]
     assert again["table"] == first["table"]
+    assert again["headline"]["methods"] == first["headline"]["methods"]  # the same per-task outcomes, from cache
+    assert math.isclose(again["seconds_total"], first["seconds_total"] + again["seconds"], abs_tol=1.0)
+    assert again["headline"]["minutes"] == round(again["seconds_total"] / 60, 1)
 
     changed = load_recipe(experiment_recipe, ["reinforce.lr=2e-3"])
     third = run_experiment(changed, Reporter(quiet=True))
+    assert third["seconds_total"] == third["seconds"]  # other settings: another experiment's time
     computed = {s["name"] for s in third["steps"] if s["status"] == "computed"}
     assert "build" not in computed and "eval sft s0" not in computed
     assert {"train steca s0", "eval steca s0", "train steca-dpo s0"} <= computed

@@ -1,0 +1,107 @@
+"""The experiment's headline document, ``results/<env>.json``: the paper's table in miniature.
+
+Per method: success on seen and unseen tasks and the final reward on unseen tasks, each a mean with a 95 %
+interval; per comparison of the reference method (STeCa) with every other method: the mean paired difference in
+unseen success with its interval. Every number is in percentage points, and every interval is a bootstrap over
+the (task, seed) cells: the cells are drawn with replacement, the same draws for both sides of a comparison (a
+paired bootstrap, since every method plays the same tasks in each seed), with a fixed RNG seed so the same runs
+always give the same file. Pure: the runs in, the document out (``steca_train.experiment`` writes it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+RESAMPLES = 2000
+RNG_SEED = 0
+Cell = tuple[str, int]  # (task id, seed)
+
+
+def run_cells(runs: list[dict], split: str, mode: str, metric: str) -> dict[str, dict[Cell, float]]:
+    """method -> (task, seed) -> the task's ``metric`` (``success`` or ``reward``, 0..1) in that seed's run."""
+    out: dict[str, dict[Cell, float]] = {}
+    for run in runs:
+        cells = out.setdefault(run["method"], {})
+        for res in run["results"]:
+            if res["split"] == split and res["mode"] == mode:
+                for task, outcome in res.get("tasks", {}).items():
+                    cells[(task, run["seed"])] = float(outcome[metric])
+    return out
+
+
+def bootstrap(values: list[float], resamples: int = RESAMPLES, rng_seed: int = RNG_SEED) -> dict:
+    """Mean and percentile 95 % interval of ``values`` (one per cell) x 100, cells resampled with replacement."""
+    if not values:
+        return {"mean": None, "ci95": [None, None], "cells": 0}
+    xs = np.asarray(values, dtype=float) * 100
+    idx = np.random.default_rng(rng_seed).integers(0, len(xs), size=(resamples, len(xs)))
+    means = xs[idx].mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return {"mean": round(float(xs.mean()), 2), "ci95": [round(float(lo), 2), round(float(hi), 2)], "cells": len(xs)}
+
+
+def paired(a: dict[Cell, float], b: dict[Cell, float], resamples: int = RESAMPLES, rng_seed: int = RNG_SEED) -> dict:
+    """a - b over the cells both played, in percentage points: the mean and its paired-bootstrap 95 % interval
+    (one draw of cells serves both sides, so the interval is that of the per-cell differences' mean)."""
+    common = sorted(set(a) & set(b))
+    doc = bootstrap([a[c] - b[c] for c in common], resamples, rng_seed)
+    return {"mean_diff": doc["mean"], "ci95": doc["ci95"], "cells": doc["cells"]}
+
+
+def first_mode(runs: list[dict]) -> str | None:
+    """The evaluation mode the table reports: the first of the runs' (greedy before sampled, as evaluated)."""
+    return next((res["mode"] for run in runs for res in run["results"]), None)
+
+
+def results_document(
+    env: str,
+    runs: list[dict],
+    seeds: list[int],
+    data: dict[str, float],
+    minutes: float,
+    *,
+    reference: str = "steca",
+    mode: str | None = None,
+    resamples: int = RESAMPLES,
+    rng_seed: int = RNG_SEED,
+) -> dict:
+    """The ``results/<env>.json`` document of the experiment's ``runs`` (``{"method", "seed", "results"}`` with
+    per-task outcomes under each result's ``tasks``). ``paired`` compares ``reference`` with every other method
+    (``<reference>_vs_<method>_unseen_success``: reference minus method); ``n_eval`` is the fewest tasks any
+    (method, seed) run played on the split."""
+    mode = mode or first_mode(runs)
+    methods = list(dict.fromkeys(run["method"] for run in runs))
+    success = {split: run_cells(runs, split, mode, "success") for split in ("seen", "unseen")}
+    reward = run_cells(runs, "unseen", mode, "reward")
+    n_eval = {}
+    for split in ("seen", "unseen"):
+        counts = [
+            sum(1 for _, s in success[split].get(run["method"], {}) if s == run["seed"]) for run in runs
+        ]  # fmt: skip
+        n_eval[split] = min(counts) if counts else 0
+    table = {
+        m: {
+            "seen_success": bootstrap(list(success["seen"][m].values()), resamples, rng_seed),
+            "unseen_success": bootstrap(list(success["unseen"][m].values()), resamples, rng_seed),
+            "unseen_reward": bootstrap(list(reward[m].values()), resamples, rng_seed),
+        }
+        for m in methods
+    }
+    comparisons = {}
+    if reference in methods:
+        for m in methods:
+            if m != reference:
+                unseen = success["unseen"]
+                comparisons[f"{reference}_vs_{m}_unseen_success"] = paired(unseen[reference], unseen[m], resamples,
+                                                                          rng_seed)  # fmt: skip
+    return {
+        "env": env,
+        "seeds": list(seeds),
+        "n_eval": n_eval,
+        "mode": mode,
+        "methods": table,
+        "paired": comparisons,
+        "data": data,
+        "minutes": round(minutes, 1),
+        "bootstrap": {"unit": "(task, seed) cell", "resamples": resamples, "rng_seed": rng_seed, "units": "pp"},
+    }
