@@ -4,7 +4,8 @@
   text (so the per-row weights and the per-turn loss flags are really what it optimises);
 - steca-dpo and STeP train on exactly the rows their exports write; the DPO path runs TRL's DPOTrainer;
 - the experiment runner finishes, then a rerun is all cache hits (its time added to the earlier runs'), and a
-  changed training setting redoes only the trained methods.
+  changed training setting redoes only the trained methods;
+- `steca-train reinforce` under a 2-process torchrun (gloo), the weighted objective and a DPO method.
 """
 
 from __future__ import annotations
@@ -235,3 +236,34 @@ def test_reinforce_cli_trains_and_rejects_bad_input(experiment_recipe, tmp_path)
     assert ok.exit_code == 0, ok.output
     log = json.loads((out / "train_log.json").read_text())
     assert log["steps"] == 1 and (out / "config.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("method", "sets"),
+    [("steca", ["reinforce.max_steps=2", "reinforce.grad_accum=2"]),
+     ("steca-dpo", ["reinforce.dpo.max_steps=1", "reinforce.dpo.batch_size=2"])],
+)  # fmt: skip
+def test_reinforce_cli_under_torchrun(experiment_recipe, tmp_path, method, sets):
+    """The documented launch, `torchrun --nproc-per-node 2 "$(command -v steca-train)" reinforce ...`, on gloo:
+    the weighted objective (DDP) and a DPO method (TRL through accelerate) train and write their model."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from steca_data.build.builder import Builder
+    from steca_data.core.progress import Reporter
+    from steca_data.recipe.model import load_recipe
+
+    recipe = load_recipe(experiment_recipe)
+    Builder(recipe, Reporter(quiet=True)).build()  # cached by the tests above
+    out = tmp_path / method
+    script = Path(sys.executable).with_name("steca-train")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(script),
+           "reinforce", "--data", str(recipe.build_dir), "--method", method, "--model", recipe.policy.model,
+           "--out", str(out), "-q", *[a for s in sets for a in ("--set", s)]]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"trained {method}" in proc.stdout + proc.stderr
+    assert (out / "config.json").is_file() and (out / "train_log.json").is_file()
