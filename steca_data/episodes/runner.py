@@ -280,7 +280,11 @@ def _continuous(run: _Run, max_active: int) -> list[Episode]:
     submit = submit or (batching.submit if batching else None)
 
     def on_env(kind: str, ep: Episode):
-        return lambda f: events.put((kind, ep, f.exception() or f.result()))
+        def done(f) -> None:
+            if not f.cancelled():  # cancelled: the run is stopping (its pool dropped queued work); nothing to hand on
+                events.put((kind, ep, f.exception() or f.result()))
+
+        return done
 
     def ask(ep: Episode) -> None:
         if not instant:
