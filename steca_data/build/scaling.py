@@ -173,6 +173,7 @@ def run_scaling(recipe, tasks: int, n: int, workers: int = 2) -> dict:
         "episode_latency_s": reset_s + steps_per_episode * step_s,
         "ratio": many.episodes_per_s / one.episodes_per_s,
         "ratio_over_local": many.episodes_per_s / threads.episodes_per_s,
+        "local_threads": env.workers,
     }
 
 
@@ -189,7 +190,7 @@ def scaling_lines(f: dict) -> list[str]:
         ),  # fmt: skip
         f"  same episodes in every arm: {f['identical']:.0%}",
         f"  {many['name']} over 1 process: {f['ratio']:.2f} (each worker is one process on one CPU); over the "
-        f"local executor's {threads['name'].split('x')[-1]} threads in one process: {f['ratio_over_local']:.2f}",
+        f"local executor's {f['local_threads']} threads in one process: {f['ratio_over_local']:.2f}",
         "components of R = min(R_env, R_llm, R_driver, M/L):",
         f"  environment: reset {f['reset_s'] * 1e3:.1f} ms, step {f['step_s'] * 1e3:.2f} ms, "
         f"{f['steps_per_episode']:.1f} steps/episode -> R_env {f['r_env_per_process']:.2f} episodes/s per process",
