@@ -45,7 +45,8 @@ def markdown(doc: dict) -> str:
     calib = calibration_table(doc)
     if calib:
         lines += [
-            "Calibration analysis (Figures 4-5): success % from a history holding the base agent's deviated action",
+            "Calibration analysis (Figures 4-5): success % from a history holding the base agent's deviated action "
+            "(cases: the first proposal `experiment.calibration.rule` judges deviated; summed over seeds)",
             "",
         ]
         lines += [
@@ -116,7 +117,8 @@ def calibration_table(doc: dict) -> list[dict]:
         for split, res in (run.get("calibration") or {}).items():
             if not res.get("cases"):
                 continue
-            c = cells.setdefault((run["method"], split), {"cases": res["cases"], "with": [], "removed": []})
+            c = cells.setdefault((run["method"], split), {"cases": 0, "with": [], "removed": []})
+            c["cases"] += res["cases"]  # over seeds: each seed_scope-all seed has its own base agent's cases
             c["with"].append(res["with_deviation"]["success_rate"])
             c["removed"].append(res["removed"]["success_rate"])
     out = []

@@ -48,6 +48,45 @@ def paired(a: dict[Cell, float], b: dict[Cell, float], resamples: int = RESAMPLE
     return {"mean_diff": doc["mean"], "ci95": doc["ci95"], "cells": doc["cells"]}
 
 
+def calibration_cells(runs: list[dict], split: str, start: str) -> dict[str, dict[Cell, float]]:
+    """method -> (task, seed) -> success from the case's ``start`` (``with_deviation`` or ``removed``)."""
+    out: dict[str, dict[Cell, float]] = {}
+    for run in runs:
+        res = (run.get("calibration") or {}).get(split) or {}
+        for task, outcome in (res.get(start) or {}).get("tasks", {}).items():
+            out.setdefault(run["method"], {})[(task, run["seed"])] = float(outcome["success"])
+    return out
+
+
+def calibration_document(runs: list[dict], resamples: int = RESAMPLES, rng_seed: int = RNG_SEED) -> dict | None:
+    """The calibration analysis (the paper's Figures 4-5) per method, on the first split that has cases: success
+    from the deviated history, with the deviated action removed, and the paired drop (removed - with); and
+    STeCa's drop minus each other method's, paired over the same (case, seed) cells. None without cases."""
+    splits = [s for run in runs for s, res in (run.get("calibration") or {}).items() if res.get("cases")]
+    if not splits:
+        return None
+    split = splits[0]
+    with_dev, removed = calibration_cells(runs, split, "with_deviation"), calibration_cells(runs, split, "removed")
+    drops = {m: {c: removed[m][c] - with_dev[m][c] for c in set(with_dev[m]) & set(removed.get(m, {}))}
+             for m in with_dev}  # fmt: skip
+    doc = {
+        "split": split,
+        "cases": max((len(cells) for cells in with_dev.values()), default=0),
+        "methods": {
+            m: {
+                "with_deviation_success": bootstrap(list(with_dev[m].values()), resamples, rng_seed),
+                "removed_success": bootstrap(list(removed.get(m, {}).values()), resamples, rng_seed),
+                "drop": paired(removed.get(m, {}), with_dev[m], resamples, rng_seed),
+            }
+            for m in with_dev
+        },
+    }
+    if "steca" in drops:
+        doc["steca_drop_vs"] = {m: paired(drops["steca"], d, resamples, rng_seed) for m, d in drops.items()
+                                if m != "steca"}  # fmt: skip
+    return doc
+
+
 def first_mode(runs: list[dict]) -> str | None:
     """The evaluation mode the table reports: the first of the runs' (greedy before sampled, as evaluated)."""
     return next((res["mode"] for run in runs for res in run["results"]), None)
@@ -94,7 +133,7 @@ def results_document(
                 unseen = success["unseen"]
                 comparisons[f"{reference}_vs_{m}_unseen_success"] = paired(unseen[reference], unseen[m], resamples,
                                                                           rng_seed)  # fmt: skip
-    return {
+    doc = {
         "env": env,
         "seeds": list(seeds),
         "n_eval": n_eval,
@@ -105,3 +144,7 @@ def results_document(
         "minutes": round(minutes, 1),
         "bootstrap": {"unit": "(task, seed) cell", "resamples": resamples, "rng_seed": rng_seed, "units": "pp"},
     }
+    calibration = calibration_document(runs, resamples, rng_seed)
+    if calibration:
+        doc["calibration"] = calibration
+    return doc

@@ -181,6 +181,16 @@ def eval_settings(recipe) -> dict:
     }
 
 
+def case_rule(recipe) -> dict:
+    """What decides a calibration case: the first-difference rule has no inputs beyond the walk (and keeps the
+    key it always had); the Monte Carlo rule adds its rollouts and delta."""
+    c = recipe.experiment.calibration
+    if c.rule == "first_difference":
+        return {}
+    ro = recipe.rollouts
+    return {"rule": c.rule, "n": ro.n, "t": ro.temperature, "max_steps": ro.max_steps, "delta": recipe.deviation.delta}
+
+
 def model_policy_id(exp: Context, model: Path) -> str:
     from steca_data.policies.ids import policy_id
 
@@ -258,7 +268,13 @@ class CasesStep(ExperimentStep):
         return [
             Unit(
                 unit_key(
-                    "cases", EXPERIMENT_VERSION, base=exp.base_policy_id, split=split, limit=limit, **eval_settings(r)
+                    "cases",
+                    EXPERIMENT_VERSION,
+                    base=exp.base_policy_id,
+                    split=split,
+                    limit=limit,
+                    **eval_settings(r),
+                    **case_rule(r),
                 ),
                 split,
                 (split, limit),
@@ -275,7 +291,7 @@ class CasesStep(ExperimentStep):
         try:
             walks = expert_walks(r, list_tasks(exp.env, split)[:limit], backend)
             with played(exp, exp.base_model) as policy:
-                cases = find_cases(r, policy, walks, backend, r.policy.max_new_tokens)
+                cases = find_cases(r, policy, walks, backend, r.policy.max_new_tokens, r.experiment.calibration.rule)
         finally:
             backend.close()
         return exp.out, {"split": split, "tasks": len(walks), "cases": case_dicts(cases)}
@@ -296,8 +312,9 @@ class RecoveryStep(ExperimentStep):
         for name in self.names:
             model = method_model(exp, name, self.seed)
             for split, cases in self.cases.items():
-                key = unit_key("recovery", EXPERIMENT_VERSION, policy=model_policy_id(exp, model), seed=self.seed,
-                               split=split, cases=[(c.task.task_id, c.t, c.deviated.action) for c in cases],
+                key = unit_key("recovery", EXPERIMENT_VERSION, record=2, policy=model_policy_id(exp, model),
+                               seed=self.seed, split=split,
+                               cases=[(c.task.task_id, c.t, c.deviated.action) for c in cases],
                                **eval_settings(exp.recipe))  # fmt: skip
                 units.append(Unit(key, f"{name} s{self.seed} {split}", (name, model, split)))
         return units

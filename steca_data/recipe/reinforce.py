@@ -55,6 +55,11 @@ class CalibrationSpec(_Section):
     """Papers' Figures 4-5: success from a history that holds a deviated action, and with it removed."""
 
     enabled: bool = True
+    rule: Literal["monte_carlo", "first_difference"] = Field(
+        "monte_carlo",
+        description="Which base-agent proposal makes a case: the first one STeCa's Monte Carlo rule judges "
+        "deviated (rollouts.n continuations each, deviation.delta), or the first that differs from the expert.",
+    )
     splits: list[str] = Field(default_factory=lambda: ["unseen"])
     tasks: int | None = Field(None, gt=0, description="First N tasks of each split; default eval.limit.")
 

@@ -69,3 +69,27 @@ def test_the_document_has_the_issues_shape():
     assert vs["mean_diff"] == 25.0 and vs["ci95"][0] > 0
     assert json.loads(json.dumps(doc)) == doc  # plain JSON
     assert results_document("twc", _runs(methods), SEEDS, data, 12.34) == doc  # deterministic
+    assert "calibration" not in doc  # no cases were played
+
+
+def test_the_calibration_section_pairs_each_methods_drop_over_cases_and_seeds():
+    """STeCa loses nothing when the deviated action is in its history; SFT loses half its successes."""
+    cases = TASKS[:40]
+
+    def run(method: str, seed: int, with_dev, removed) -> dict:
+        starts = {name: {"tasks": {t: {"success": float(f(i)), "reward": 0.0} for i, t in enumerate(cases)}}
+                  for name, f in (("with_deviation", with_dev), ("removed", removed))}  # fmt: skip
+        doc = _run(method, seed, lambda t, s: 1)
+        doc["calibration"] = {"unseen": {"cases": len(cases), **starts}}
+        return doc
+
+    runs = [run("sft", s, lambda i: i % 4 == 0, lambda i: i % 2 == 0) for s in SEEDS]
+    runs += [run("steca", s, lambda i: i % 2 == 0, lambda i: i % 2 == 0) for s in SEEDS]
+    calib = results_document("twc", runs, SEEDS, {}, 1.0)["calibration"]
+    assert calib["split"] == "unseen" and calib["cases"] == 120
+    sft, steca = calib["methods"]["sft"], calib["methods"]["steca"]
+    assert sft["with_deviation_success"]["mean"] == 25.0 and sft["removed_success"]["mean"] == 50.0
+    assert sft["drop"]["mean_diff"] == 25.0 and sft["drop"]["ci95"][0] > 0
+    assert steca["drop"] == {"mean_diff": 0.0, "ci95": [0.0, 0.0], "cells": 120}
+    vs = calib["steca_drop_vs"]["sft"]
+    assert vs["mean_diff"] == -25.0 and vs["ci95"][1] < 0
