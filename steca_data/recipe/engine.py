@@ -116,6 +116,11 @@ class ReflectionSpec(ChatModelSpec):
     """Who writes the reflective thought for a deviated step (read by: reflections)."""
 
     backend: Literal["template", "openai", "self"] = "template"
+    template: Literal["notice", "brief"] = Field(
+        "notice",
+        description="The template backend's text: 'notice' names the deviated action and says it did not help, "
+        "then the expert action's thought; 'brief' is 'That did not help.' and the thought (less new text to learn).",
+    )
 
 
 class RewardSpec(_Section):

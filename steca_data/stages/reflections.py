@@ -33,7 +33,7 @@ def make_reflector(ctx: BuildContext):
 
     spec = ctx.recipe.reflection
     if spec.backend == "template":
-        return TemplateReflector()
+        return TemplateReflector(spec.template)
     if spec.backend == "openai":
         return OpenAIReflector(spec)
     return PolicyReflector(

@@ -303,6 +303,8 @@ class Engine:
             backend |= {"model": spec.model, "base_url": spec.base_url, "temperature": spec.temperature}
         if spec.backend == "self":
             backend |= {"policy": self.policy_id, "temperature": spec.temperature}
+        if spec.backend == "template" and spec.template != "notice":  # the default keeps the keys it always had
+            backend |= {"template": spec.template}
         return unit_key(
             "reflection",
             REFLECTION_VERSION,

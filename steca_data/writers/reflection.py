@@ -81,19 +81,26 @@ def clean_reflection(text: str, expert_action: str) -> str | None:
     return " ".join(body.split())
 
 
-def template_reflection(req: ReflectionRequest) -> str:
+def template_reflection(req: ReflectionRequest, style: str = "notice") -> str:
+    """The expert action's template thought after a sentence that turns away from the deviated action."""
     follow = template_thought(req.game, req.expert_action, req.deviated_observation, req.env)
-    return f"Wait, {req.deviated_action} did not bring me closer to finishing the task. {follow[0].upper()}{follow[1:]}"
+    follow = f"{follow[0].upper()}{follow[1:]}"
+    if style == "brief":
+        return f"That did not help. {follow}"
+    return f"Wait, {req.deviated_action} did not bring me closer to finishing the task. {follow}"
 
 
 class TemplateReflector:
     name = "template"
     model = REFLECTION_PROMPT_VERSION
 
+    def __init__(self, style: str = "notice"):
+        self.style = style
+
     def reflect(self, requests: list[ReflectionRequest]) -> list[ReflectionOutcome]:
         outcomes = []
         for req in requests:
-            text = template_reflection(req)
+            text = template_reflection(req, self.style)
             outcomes.append(ReflectionOutcome(reflection_prompt(req), text, text, "ok", 1))
         return outcomes
 

@@ -98,6 +98,18 @@ def test_adding_tasks_computes_only_the_new_ones(engine_build):
     assert plans["rollouts"].cached == count(recipe.cache_path, "select count(*) from rollouts")
 
 
+def test_brief_template_reflections_rewrite_dc_alone(engine_build):
+    """reflection.template: brief is an improvement attempt's knob: new reflections and Dc, no new rollout."""
+    path, recipe, _ = engine_build
+    overrides = ["reflection.template=brief"]
+    plans = {p.stage: p for p in Builder(load_recipe(path, overrides)).plan()}
+    assert plans["rollouts"].to_compute == 0 and plans["reflections"].to_compute == plans["reflections"].total > 0
+    Builder(load_recipe(path, overrides), Reporter(quiet=True)).build()
+    dc = load_from_disk(str(recipe.build_dir / "dataset"))["dc"]
+    assert dc and all(r["reflection"].startswith("That did not help. ") for r in dc)
+    assert {p.stage: p for p in Builder(load_recipe(path)).plan()}["reflections"].to_compute == 0  # both kept
+
+
 def _rows_without_recipe_hash(build_dir, name):
     rows = load_from_disk(str(build_dir / "dataset"))[name].to_list()
     for row in rows:
