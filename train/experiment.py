@@ -269,6 +269,9 @@ def _run_seeds(state: _State, exp: Context, ctx: BuildContext, stats: dict, seed
         _note_elapsed(state)
         write_report(doc, state.out)
         write_file_atomically(results_path(state.recipe), json.dumps(doc["headline"], indent=1) + "\n")
+        from steca_train.report import plot_headline
+
+        plot_headline(doc["headline"], results_path(state.recipe).with_suffix(".png"), doc["labels"])
     return doc
 
 

@@ -209,6 +209,57 @@ def plot_losses(doc: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def plot_headline(head: dict, path: Path, labels: dict[str, str] | None = None) -> None:
+    """``results/<env>.png``: the headline document at a glance. Success per method with its bootstrap 95 %
+    interval; STeCa minus each method on unseen tasks, paired (the goal line at +5 points); with calibration
+    cases, each method's paired drop in success when the deviated action is left in its history."""
+    plt = _plt()
+    methods = list(head["methods"])
+    name = {m: (labels or {}).get(m, m) for m in methods}
+    calib = head.get("calibration")
+    fig, axes = plt.subplots(1, 3 if calib else 2, figsize=(15 if calib else 10.5, 3.9))
+
+    def bars(ax, cells: list[dict | None], offset: float, label: str, key: str = "mean") -> None:
+        ys = [j + offset for j in range(len(cells))]
+        xs = [c[key] if c and c[key] is not None else 0.0 for c in cells]
+        lo = [x - c["ci95"][0] if c and c["ci95"][0] is not None else 0.0 for x, c in zip(xs, cells, strict=True)]
+        hi = [c["ci95"][1] - x if c and c["ci95"][1] is not None else 0.0 for x, c in zip(xs, cells, strict=True)]
+        err = [[max(0.0, v) for v in lo], [max(0.0, v) for v in hi]]
+        ax.barh(ys, xs, 0.38 if offset else 0.6, xerr=err, capsize=2, label=label)  # fmt: skip
+
+    ax = axes[0]
+    bars(ax, [head["methods"][m]["unseen_success"] for m in methods], -0.2, "unseen")
+    bars(ax, [head["methods"][m]["seen_success"] for m in methods], 0.2, "seen")
+    ax.set_yticks(range(len(methods)), [name[m] for m in methods], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("success % (bootstrap 95 % CI over tasks x seeds)")
+    ax.legend(fontsize=7)
+    others = [m for m in methods if f"steca_vs_{m}_unseen_success" in head["paired"]]
+    ax = axes[1]
+    bars(ax, [head["paired"][f"steca_vs_{m}_unseen_success"] for m in others], 0.0, "", key="mean_diff")
+    ax.axvline(0, color="black", lw=0.8)
+    ax.axvline(5, color="tab:green", lw=0.8, ls="--", label="goal vs SFT: +5")
+    ax.set_yticks(range(len(others)), [f"STeCa - {name[m]}" for m in others], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("unseen success difference, points (paired 95 % CI)")
+    ax.legend(fontsize=7)
+    if calib:
+        ax = axes[2]
+        cm = list(calib["methods"])
+        bars(ax, [calib["methods"][m]["drop"] for m in cm], 0.0, "", key="mean_diff")
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_yticks(range(len(cm)), [name.get(m, m) for m in cm], fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlabel(f"success lost to a deviated history, points ({calib['cases']} case x seed cells)")
+    for ax in axes:
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle(f"{head['env']}: seeds {head['seeds']}, {head['n_eval']['unseen']} unseen + "
+                 f"{head['n_eval']['seen']} seen tasks per seed, {head['minutes']} min", fontsize=9)  # fmt: skip
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def write_report(doc: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(doc, indent=1))

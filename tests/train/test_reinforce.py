@@ -186,8 +186,11 @@ def test_experiment_runs_then_resumes_from_its_cache(experiment_recipe, monkeypa
             run_experiment(recipe, Reporter(quiet=True))
     first = run_experiment(recipe, Reporter(quiet=True))
     out = recipe.build_dir / "experiment"
-    for name in ("results.json", "results.md", "methods.png", "losses.png"):
+    for name in ("results.json", "results.md", "methods.png", "losses.png", "twc.json", "twc.png"):
         assert (out / name).is_file(), name
+    headline = json.loads((out / "twc.json").read_text())
+    assert headline["calibration"]["split"] == "unseen"  # cases by the Monte Carlo rule (delta 1: any differing)
+    assert set(headline["calibration"]["methods"]) == {"sft", "steca", "steca-dpo"}
     assert {r["method"] for r in first["table"]} == {"sft", "steca", "steca-dpo"}
     assert {r["split"] for r in first["table"]} == {"seen", "unseen"}
     status = {s["name"]: s["status"] for s in first["steps"]}
