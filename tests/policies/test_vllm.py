@@ -146,3 +146,30 @@ def test_repeated_grammars_reuse_vllms_work_and_change_nothing(vllm_policy):
     for _ in range(2):
         with pytest.raises(Exception, match="(?i)grammar|regex"):
             backend_guidance.validate_guidance_grammar(bad)
+
+
+def test_one_live_engine_a_process_and_a_retired_policy_starts_its_own_again(vllm_policy, trained_model_dir, tmp_path):
+    """vLLM's in-process shutdown tears down the process's distributed state, so an engine that outlived another
+    engine's shutdown failed its next step ("pipeline model parallel group is not initialized": the twc
+    experiment's evaluation after IPR's round engines). A second model's engine now retires the first, and the
+    first model's policy starts its engine again on its next request, batch or continuous."""
+    import shutil
+
+    from steca_data.policies.vllm_policy import _ENGINES, VLLMPolicy, engine_running, release_engines
+
+    other_dir = tmp_path / "same-weights"
+    shutil.copytree(trained_model_dir, other_dir)
+    request = PolicyRequest([{"role": "user", "content": "Which engine answers?"}], seed=3)
+    params = SamplingParams(temperature=1.0, max_new_tokens=16)
+    before = vllm_policy.generate([request], params)
+    assert vllm_policy.submit(request, params).result(timeout=120) == before[0]  # a driver on the first engine
+
+    other = VLLMPolicy(str(other_dir))
+    assert engine_running(str(other_dir)) and not engine_running(str(trained_model_dir))
+    assert other.generate([request], params) == before  # same weights, same seeded reply
+    release_engines(str(other_dir))
+    assert not _ENGINES
+
+    assert vllm_policy.generate([request], params) == before  # its engine, started again
+    assert vllm_policy.submit(request, params).result(timeout=120) == before[0]  # and a driver on it
+    assert engine_running(str(trained_model_dir)) and len(_ENGINES) == 1
