@@ -8,7 +8,7 @@ full strict mode would also refuse YAML's ``1e-3``, which YAML 1.1 reads as a st
 from __future__ import annotations
 
 import types
-from typing import Any, Union, get_args, get_origin
+from typing import Any, ClassVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -34,6 +34,19 @@ class Section(BaseModel):
     """A recipe section: extra fields are rejected, and so are booleans in numeric fields."""
 
     model_config = ConfigDict(extra="forbid")
+    # Fields added after caches existed whose default reproduces the earlier behaviour: at the default they are
+    # left out of the recipe's fingerprint, so upgrading steca-data does not move every build's fingerprint
+    # (and with it every trained model's and evaluation's key). Set to a value, they count like any field.
+    FINGERPRINT_OMITS_DEFAULT: ClassVar[frozenset[str]] = frozenset()
+
+    def fingerprint_content(self, dumped: dict[str, Any]) -> dict[str, Any]:
+        """``dumped`` (this section's ``model_dump(mode="json")``) without the omitted fields at their default."""
+        fields = type(self).model_fields
+        return {
+            k: v
+            for k, v in dumped.items()
+            if not (k in self.FINGERPRINT_OMITS_DEFAULT and getattr(self, k) == fields[k].default)
+        }
 
     @model_validator(mode="before")
     @classmethod

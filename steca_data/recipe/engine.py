@@ -115,6 +115,8 @@ class ChatModelSpec(_Section):
 class ReflectionSpec(ChatModelSpec):
     """Who writes the reflective thought for a deviated step (read by: reflections)."""
 
+    FINGERPRINT_OMITS_DEFAULT = frozenset({"template"})
+
     backend: Literal["template", "openai", "self"] = "template"
     template: Literal["notice", "brief"] = Field(
         "notice",

@@ -170,6 +170,10 @@ class Recipe(_Section):
         skip = ("output", "failures", "executor", "description", "model", "sft", "eval", "reinforce", "experiment")
         skip += ("labels",)  # ground truth about the data, not part of it
         content = {k: v for k, v in self.content().items() if k not in skip}
+        for name, value in content.items():
+            section = getattr(self, name, None)
+            if isinstance(section, Section) and isinstance(value, dict):
+                content[name] = section.fingerprint_content(value)
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
 

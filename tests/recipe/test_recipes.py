@@ -111,6 +111,28 @@ def test_fingerprint_ignores_output_location(tmp_path):
     assert a.fingerprint() != load_recipe(recipe, ["env.max_steps=21"]).fingerprint()
 
 
+def test_a_field_added_later_moves_no_fingerprint_at_its_default(tmp_path):
+    """reflection.template came after builds existed: at its default the fingerprint is the one every earlier
+    build has (so no trained model or evaluation is recomputed on upgrade); set, it counts."""
+    import hashlib
+    import json
+
+    recipe = tmp_path / "ok.yaml"
+    recipe.write_text(GOOD)
+    a = load_recipe(recipe)
+    content = {k: v for k, v in a.content().items() if k not in _FINGERPRINT_SKIPS}
+    content["reflection"].pop("template")  # the recipe as it was dumped before the field existed
+    before = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+    assert a.fingerprint() == before
+    assert load_recipe(recipe, ["reflection.template=notice"]).fingerprint() == before
+    assert load_recipe(recipe, ["reflection.template=brief"]).fingerprint() != before
+
+
+_FINGERPRINT_SKIPS = (
+    "output", "failures", "executor", "description", "model", "sft", "eval", "reinforce", "experiment", "labels",
+)  # fmt: skip
+
+
 def test_cli_rejects_bad_recipe_with_exit_2_and_no_work(tmp_path):
     recipe = tmp_path / "bad.yaml"
     recipe.write_text(
