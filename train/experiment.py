@@ -270,8 +270,11 @@ def _run_seeds(state: _State, exp: Context, ctx: BuildContext, stats: dict, seed
         write_report(doc, state.out)
         write_file_atomically(results_path(state.recipe), json.dumps(doc["headline"], indent=1) + "\n")
         from steca_train.report import plot_headline
+        from steca_train.results import headline_markdown
 
         plot_headline(doc["headline"], results_path(state.recipe).with_suffix(".png"), doc["labels"])
+        write_file_atomically(results_path(state.recipe).with_suffix(".md"),
+                              headline_markdown(doc["headline"], doc["labels"]))  # fmt: skip
     return doc
 
 

@@ -148,3 +148,46 @@ def results_document(
     if calibration:
         doc["calibration"] = calibration
     return doc
+
+
+def _cell(c: dict | None, key: str = "mean") -> str:
+    if not c or c.get(key) is None:
+        return "–"
+    lo, hi = c["ci95"]
+    return f"{c[key]:.1f} [{lo:.1f}, {hi:.1f}]"
+
+
+def headline_markdown(head: dict, labels: dict[str, str] | None = None) -> str:
+    """``results/<env>.md``: the headline document as the README shows it (percentage points, 95 % CIs)."""
+    name = {m: (labels or {}).get(m, m) for m in head["methods"]}
+    lines = [
+        f"{head['env']}: seeds {', '.join(map(str, head['seeds']))}; {head['n_eval']['seen']} seen + "
+        f"{head['n_eval']['unseen']} unseen tasks per seed ({head.get('mode', '')}); {head['minutes']} min. "
+        "Success and reward in %, 95 % bootstrap intervals over (task, seed) cells.",
+        "",
+        "| method | seen success | unseen success | unseen reward | STeCa − method, unseen success (paired) |",
+        "|---|---|---|---|---|",
+    ]
+    for m, cells in head["methods"].items():
+        vs = head["paired"].get(f"steca_vs_{m}_unseen_success")
+        lines.append(f"| {name[m]} | {_cell(cells['seen_success'])} | {_cell(cells['unseen_success'])} | "
+                     f"{_cell(cells['unseen_reward'])} | {_cell(vs, 'mean_diff')} |")  # fmt: skip
+    data = head.get("data") or {}
+    if data:
+        lines += ["", "Data per build: " + ", ".join(f"{k.capitalize()} {v}" for k, v in data.items())]
+    calib = head.get("calibration")
+    if calib:
+        lines += [
+            "",
+            f"Calibration analysis ({calib['split']}, {calib['cases']} case × seed cells): success % from the "
+            "deviated history, with the deviated action removed, and the drop (removed − with).",
+            "",
+            "| method | with deviated action | deviated action removed | drop | STeCa's drop − method's |",
+            "|---|---|---|---|---|",
+        ]
+        for m, cells in calib["methods"].items():
+            vs = (calib.get("steca_drop_vs") or {}).get(m)
+            lines.append(f"| {name.get(m, m)} | {_cell(cells['with_deviation_success'])} | "
+                         f"{_cell(cells['removed_success'])} | {_cell(cells['drop'], 'mean_diff')} | "
+                         f"{_cell(vs, 'mean_diff')} |")  # fmt: skip
+    return "\n".join(lines) + "\n"

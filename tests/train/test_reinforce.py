@@ -186,7 +186,7 @@ def test_experiment_runs_then_resumes_from_its_cache(experiment_recipe, monkeypa
             run_experiment(recipe, Reporter(quiet=True))
     first = run_experiment(recipe, Reporter(quiet=True))
     out = recipe.build_dir / "experiment"
-    for name in ("results.json", "results.md", "methods.png", "losses.png", "twc.json", "twc.png"):
+    for name in ("results.json", "results.md", "methods.png", "losses.png", "twc.json", "twc.png", "twc.md"):
         assert (out / name).is_file(), name
     headline = json.loads((out / "twc.json").read_text())
     assert headline["calibration"]["split"] == "unseen"  # cases by the Monte Carlo rule (delta 1: any differing)

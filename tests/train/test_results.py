@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from steca_train.results import bootstrap, paired, results_document
+from steca_train.results import bootstrap, headline_markdown, paired, results_document
 
 SEEDS = [0, 1, 2]
 TASKS = [f"t{i}" for i in range(100)]
@@ -70,6 +70,10 @@ def test_the_document_has_the_issues_shape():
     assert json.loads(json.dumps(doc)) == doc  # plain JSON
     assert results_document("twc", _runs(methods), SEEDS, data, 12.34) == doc  # deterministic
     assert "calibration" not in doc  # no cases were played
+    table = headline_markdown(doc, {"steca": "STeCa"}).splitlines()
+    assert "| STeCa | " in "\n".join(table) and "Data per build: Dc 10, De 20, Ds 5" in table
+    (sft_row,) = [line for line in table if line.startswith("| sft |")]
+    assert sft_row.endswith(f"| 25.0 [{vs['ci95'][0]:.1f}, {vs['ci95'][1]:.1f}] |")
 
 
 def test_the_calibration_section_pairs_each_methods_drop_over_cases_and_seeds():
@@ -93,3 +97,4 @@ def test_the_calibration_section_pairs_each_methods_drop_over_cases_and_seeds():
     assert steca["drop"] == {"mean_diff": 0.0, "ci95": [0.0, 0.0], "cells": 120}
     vs = calib["steca_drop_vs"]["sft"]
     assert vs["mean_diff"] == -25.0 and vs["ci95"][1] < 0
+    assert "| sft | 25.0 [" in headline_markdown(results_document("twc", runs, SEEDS, {}, 1.0))
