@@ -180,12 +180,15 @@ ELAPSED = "elapsed.json"
 
 
 def _settings_key(recipe) -> str:
-    """The experiment's settings, not where it writes: a resumed run with other paths counts as the same one."""
+    """The settings whose units an earlier run's time paid for. Not where it writes (a resumed run with other
+    paths is the same one), nor the ``experiment`` section's lists of seeds, methods and calibration: adding a
+    seed, a method or the calibration analysis adds units and keeps every earlier one, so the time spent on
+    those counts (it once restarted from 0 when calibration was switched on after three seeds had run). Only
+    ``seed_scope`` changes what the earlier units were."""
     from steca_data.core.keys import unit_key
 
-    dump = recipe.model_dump(mode="json", exclude={"output": True, "description": True,
-                                                   "experiment": {"out", "results"}})  # fmt: skip
-    return unit_key("experiment-time", "1", recipe=dump)
+    dump = recipe.model_dump(mode="json", exclude={"output": True, "description": True, "experiment": True})
+    return unit_key("experiment-time", "2", recipe=dump, seed_scope=recipe.experiment.seed_scope)
 
 
 def earlier_seconds(out: Path, recipe) -> float:

@@ -46,3 +46,22 @@ def test_results_path_defaults_beside_results_json_and_follows_experiment_result
     assert results_path(recipe) == tmp_path / "b" / "experiment" / "twc.json"
     moved = load_recipe(TINY, [f"output.dir={tmp_path / 'b'}", f"experiment.results={tmp_path / 'results'}"])
     assert results_path(moved) == tmp_path / "results" / "twc.json"
+
+
+def test_earlier_time_counts_while_the_experiment_only_grows(tmp_path):
+    """``minutes`` adds up over resumed runs: adding seeds, methods or the calibration analysis keeps every
+    earlier unit, so its time still counts; a training setting or the seed scope starts the count again."""
+    import json
+
+    from steca_train.experiment import ELAPSED, _settings_key, earlier_seconds
+
+    def recipe(*sets):
+        return load_recipe(TINY, [f"output.dir={tmp_path / 'b'}", *sets])
+
+    first = recipe("experiment.seeds=[0]", "experiment.calibration.enabled=false")
+    (tmp_path / ELAPSED).write_text(json.dumps({"key": _settings_key(first), "seconds": 600.0}))
+    grown = recipe("experiment.seeds=[0, 1, 2]", "experiment.calibration.enabled=true",
+                   "experiment.methods=[sft, steca]", f"experiment.out={tmp_path / 'elsewhere'}")  # fmt: skip
+    assert earlier_seconds(tmp_path, grown) == 600.0
+    assert earlier_seconds(tmp_path, recipe("experiment.seeds=[0]", "reinforce.lr=5e-4")) == 0.0
+    assert earlier_seconds(tmp_path, recipe("experiment.seeds=[0]", "experiment.seed_scope=all")) == 0.0
