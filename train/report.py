@@ -232,7 +232,7 @@ def plot_headline(head: dict, path: Path, labels: dict[str, str] | None = None) 
     bars(ax, [head["methods"][m]["seen_success"] for m in methods], 0.2, "seen")
     ax.set_yticks(range(len(methods)), [name[m] for m in methods], fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel("success % (bootstrap 95 % CI over tasks x seeds)")
+    ax.set_xlabel("success %\n(bootstrap 95 % CI over tasks x seeds)")
     ax.legend(fontsize=7)
     others = [m for m in methods if f"steca_vs_{m}_unseen_success" in head["paired"]]
     ax = axes[1]
@@ -241,7 +241,7 @@ def plot_headline(head: dict, path: Path, labels: dict[str, str] | None = None) 
     ax.axvline(5, color="tab:green", lw=0.8, ls="--", label="goal vs SFT: +5")
     ax.set_yticks(range(len(others)), [f"STeCa - {name[m]}" for m in others], fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel("unseen success difference, points (paired 95 % CI)")
+    ax.set_xlabel("unseen success difference, points\n(paired 95 % CI)")
     ax.legend(fontsize=7)
     if calib:
         ax = axes[2]
@@ -250,7 +250,9 @@ def plot_headline(head: dict, path: Path, labels: dict[str, str] | None = None) 
         ax.axvline(0, color="black", lw=0.8)
         ax.set_yticks(range(len(cm)), [name.get(m, m) for m in cm], fontsize=7)
         ax.invert_yaxis()
-        ax.set_xlabel(f"success lost to a deviated history, points ({calib['cases']} case x seed cells)")
+        ax.set_xlabel(
+            f"success lost to a deviated history, points\n({calib['cases']} case x seed cells, paired 95 % CI)"
+        )
     for ax in axes:
         ax.grid(axis="x", alpha=0.3)
     fig.suptitle(f"{head['env']}: seeds {head['seeds']}, {head['n_eval']['unseen']} unseen + "
