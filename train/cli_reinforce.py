@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from steca_data.cli.common import err
+from steca_data.cli.common import err, reporter
 from steca_data.cli.common import fail as _fail
 from steca_data.cli.common import recipe_or_exit as _recipe
 from steca_data.core.outputs import check_build_output, check_output_dir
@@ -72,13 +72,12 @@ def reinforce_cmd(
     target = check_output_dir(out if out is not None else data / "models" / method_name, "model", sources=[init, data])
     check_model_dir(init)
     _quiet_hf()
-    from steca_data.core.progress import Reporter
     from steca_data.training.distributed import is_main_process
     from steca_train.methods.base import MethodRun
 
     run = MethodRun(recipe=r, build=build, init=init, base=base or init, out=target,
                     scratch=target.with_name(target.name + ".rounds"), seed=r.reinforce.seed,
-                    reporter=Reporter(quiet=quiet, console=err), options=m.options(r))  # fmt: skip
+                    reporter=reporter(quiet), options=m.options(r))  # fmt: skip
     try:
         info = m.train(run)
     except (KeyError, ValueError, FileNotFoundError, ExportError) as exc:
@@ -103,8 +102,6 @@ def experiment_cmd(
     set_: list[str] = SetOption,
 ) -> None:
     """warm-up → build → each method → eval on seen/unseen, per seed; table + plots (cached, resumable)."""
-    import logging
-    import sys
 
     from steca_data.training.distributed import launched_processes
 
@@ -119,17 +116,14 @@ def experiment_cmd(
     if problem:
         _fail(f"{recipe}: {problem}", 2)
     _quiet_hf()
-    from steca_data.core.progress import Reporter
     from steca_train.experiment import experiment_dir, results_path, run_experiment, seed_groups
 
     for built, _ in seed_groups(r):  # one build, or one per seed (experiment.seed_scope: all)
         check_build_output(built.build_dir, built.output.cache, str(recipe), r.name)
     check_output_dir(experiment_dir(r), "experiment", what=f"{recipe}: experiment.out")
 
-    if quiet:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    try:
-        doc = run_experiment(r, Reporter(quiet=quiet, console=err))
+    try:  # --quiet: progress as log lines (the root logger's level is raised to INFO, as for `build --quiet`)
+        doc = run_experiment(r, reporter(quiet))
     except ValueError as exc:
         _fail(str(exc), 2)
     from steca_train.report import markdown

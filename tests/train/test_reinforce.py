@@ -241,6 +241,27 @@ def test_reinforce_cli_trains_and_rejects_bad_input(experiment_recipe, tmp_path)
     assert log["steps"] == 1 and (out / "config.json").is_file()
 
 
+def test_quiet_training_logs_its_progress(experiment_recipe, tmp_path):
+    """`-q` is log lines instead of bars, not silence: the training commands once set up logging with a
+    basicConfig that the entry point's own handler turned into a no-op, so a long experiment logged nothing."""
+    import re
+    import subprocess
+    import sys
+
+    from steca_data.build.builder import Builder
+    from steca_data.core.progress import Reporter
+    from steca_data.recipe.model import load_recipe
+
+    recipe = load_recipe(experiment_recipe)
+    Builder(recipe, Reporter(quiet=True)).build()  # cached by the tests above
+    args = ["reinforce", "--data", str(recipe.build_dir), "--method", "steca", "--model", recipe.policy.model,
+            "--out", str(tmp_path / "steca"), "-q", "--set", "reinforce.max_steps=2"]  # fmt: skip
+    main = "import sys; from steca_train.cli import main; sys.argv = ['steca-train', *sys.argv[1:]]; main()"
+    proc = subprocess.run([sys.executable, "-c", main, *args], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"^\d{4}-\d\d-\d\d [\d:,]+ .*2/2 steps", proc.stderr, re.MULTILINE), proc.stderr
+
+
 @pytest.mark.parametrize(
     ("method", "sets"),
     [("steca", ["reinforce.max_steps=2", "reinforce.grad_accum=2"]),
