@@ -131,3 +131,21 @@ def test_openai_backend_retries_500_and_timeout(server, requests_):
     with pytest.raises(PolicyBackendError, match="after 3 attempt"):
         remote.generate(requests_[:1], params)
     server.fail_next = 0
+
+
+def test_instant_backends_name_exactly_the_instant_policies():
+    """The Ray driver reads ``INSTANT_BACKENDS`` (it loads no policy); the runner reads each policy's ``instant``
+    attribute. The two must agree, or a worker plays an instant policy with the engine's shard count."""
+    import typing
+
+    from steca_data.policies.base import INSTANT_BACKENDS
+    from steca_data.policies.eps_expert import EpsilonExpertPolicy
+    from steca_data.policies.random_policy import RandomPolicy
+    from steca_data.recipe.agent import PolicySpec
+
+    classes = {"random": RandomPolicy, "eps_expert": EpsilonExpertPolicy}
+    backends = typing.get_args(PolicySpec.model_fields["backend"].annotation)
+    assert set(INSTANT_BACKENDS) <= set(backends)
+    for backend in backends:  # the model-backed ones are not importable without their extras: none is instant
+        instant = getattr(classes.get(backend), "instant", False)
+        assert instant == (backend in INSTANT_BACKENDS), backend
