@@ -118,6 +118,9 @@ def test_closed_sessions_give_their_engines_to_the_next_ones(games):
     assert len(made) == 2
     assert (a.observation, a.admissible) == (b.observation, b.admissible) == (c.observation, c.admissible)
     backend.close()
+    second.close()  # after the backend: its engine is dropped, not kept for a session that will never come
+    third.close()
+    assert backend._idle == []
 
 
 def test_cached_engine_transcript_equals_stock(games):

@@ -237,6 +237,7 @@ class AlfworldBackend:
         # Downward's 33 MB library, loaded for good (ctypes never unloads it), so every run of episodes
         # making its own cost a file copy and a dlopen per session and grew the process each time.
         self._idle: list[tuple[object, str | None]] = []
+        self._closed = False
 
     def tasks(self, split_name: str) -> list[Task]:
         return list_alfworld_tasks(self.spec, split_name)
@@ -250,8 +251,10 @@ class AlfworldBackend:
             return AlfworldSession(self, make_env(facts=True), None)
 
     def give_back(self, engine, loaded: str | None) -> None:
+        """A closed session's engine, for the next session; dropped once the backend is closed."""
         with self._lock:
-            self._idle.append((engine, loaded))
+            if not self._closed:
+                self._idle.append((engine, loaded))
 
     def gold_actions(self, session: AlfworldSession, task: Task) -> list[str]:
         actions: list[str] = []
@@ -268,4 +271,5 @@ class AlfworldBackend:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             self._idle.clear()
