@@ -26,6 +26,7 @@ def deviation_rows(engine: Engine) -> list[dict]:
     """The verdicts of this build, for the derived ``deviations`` table."""
     delta = engine.recipe.deviation.delta
     keys = {(p.walk.task.task_id, p.kind, p.step): p.key for p in engine.scored_prefixes()}
+    reflections = {(f.walk.task.task_id, f.step): f.reflection_key for f in engine.first_deviations()}
     return [
         {
             "task_id": task_id,
@@ -44,6 +45,7 @@ def deviation_rows(engine: Engine) -> list[dict]:
             "proposal_score_key": keys.get((task_id, "proposal", v.step))
             if v.proposed_action.strip() != v.expert_action.strip()
             else keys.get((task_id, "expert", v.step)),
+            "reflection_key": reflections.get((task_id, v.step)) if v.first else None,
         }
         for task_id, verdicts in engine.verdicts().items()
         for v in verdicts

@@ -21,9 +21,11 @@ CALIBRATIONS = Table(
     "calibrations",
     """CREATE OR REPLACE VIEW calibrations AS
            SELECT d.*, r.thought AS reflection, r.status AS reflection_status, r.backend AS reflection_backend
-           FROM deviations d LEFT JOIN reflections r ON r.task_id = d.task_id AND r.step = d.step
+           FROM deviations d LEFT JOIN reflections r ON r.key = d.reflection_key
+                OR (d.reflection_key IS NULL AND r.task_id = d.task_id AND r.step = d.step)
            WHERE d.first""",
-    "First deviations with their reflections: what Dc is built from.",
+    "First deviations with the reflection the last build's recipe asks for (a cache holds every reflector's "
+    "that was ever asked for): what Dc is built from.",
     view=True,
 )
 

@@ -30,10 +30,11 @@ DEVIATIONS = Table(
             task_id VARCHAR, step INTEGER, expert_action VARCHAR, proposed_thought VARCHAR,
             proposed_action VARCHAR, reward_proposal DOUBLE, reward_expert_prev DOUBLE, delta DOUBLE,
             deviated BOOLEAN, first BOOLEAN, policy_id VARCHAR, expert_score_key VARCHAR,
-            proposal_score_key VARCHAR, PRIMARY KEY (task_id, step))""",
+            proposal_score_key VARCHAR, reflection_key VARCHAR, PRIMARY KEY (task_id, step))""",
     "Verdicts of the last build (derived, cheap): one row per judged proposal under the recipe's delta, with "
-    "the score keys of the two values compared (V[t-1] and the proposal's; join `rollouts.score_key`).",
-    added_columns=("expert_score_key VARCHAR", "proposal_score_key VARCHAR"),
+    "the score keys of the two values compared (V[t-1] and the proposal's; join `rollouts.score_key`) and, for "
+    "a first deviation, the key of the reflection this build's recipe asks for (join `reflections.key`).",
+    added_columns=("expert_score_key VARCHAR", "proposal_score_key VARCHAR", "reflection_key VARCHAR"),
 )
 
 

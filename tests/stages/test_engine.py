@@ -108,6 +108,13 @@ def test_brief_template_reflections_rewrite_dc_alone(engine_build):
     dc = load_from_disk(str(recipe.build_dir / "dataset"))["dc"]
     assert dc and all(r["reflection"].startswith("That did not help. ") for r in dc)
     assert {p.stage: p for p in Builder(load_recipe(path)).plan()}["reflections"].to_compute == 0  # both kept
+    db = recipe.cache_path
+    # the calibrations view shows the reflection the last build asked for, one row per first deviation
+    firsts = count(db, "select count(*) from deviations where first")
+    assert count(db, "select count(*) from calibrations") == firsts
+    assert count(db, "select count(*) from calibrations where reflection like 'That did not help.%'") == firsts
+    Builder(load_recipe(path), Reporter(quiet=True)).build()
+    assert count(db, "select count(*) from calibrations where reflection like 'Wait, %'") == firsts
 
 
 def _rows_without_recipe_hash(build_dir, name):
