@@ -19,6 +19,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import asdict, dataclass
 
+from steca_data.core.calibration import judge_proposals
 from steca_data.core.keys import prefix_key, seed_of, unit_key
 from steca_data.core.schemas import Step, Task, Trajectory
 from steca_data.envs import SessionPool
@@ -59,16 +60,18 @@ def find_cases(
     """The base agent's first deviated greedy proposal per walk, under ``rule`` (see the module's docstring)."""
     proposals = greedy_proposals(recipe, policy, walks, backend, max_new_tokens)
     if rule == "first_difference":
-        firsts = {i: _differing(w, proposals, i)[:1] for i, w in enumerate(walks)}
+        firsts = {i: ts[0] for i, w in enumerate(walks) if (ts := _differing(w, proposals, i))}
     else:
         firsts = first_deviations(recipe, policy, walks, proposals, backend)
     cases = []
-    for i, w in enumerate(walks):
-        for t in firsts.get(i, [])[:1]:
-            p = proposals[(i, t)]
-            deviated = Step(thought=p.thought, action=p.action, observation="")
-            cases.append(Case(w.task, t, list(w.steps[: t - 1]), deviated))
+    for i, t in sorted(firsts.items()):
+        cases.append(Case(walks[i].task, t, list(walks[i].steps[: t - 1]), _as_taken(proposals[(i, t)])))
     return cases
+
+
+def _as_taken(proposal: Step) -> Step:
+    """A proposal as a history step (its observation comes from the replay)."""
+    return Step(thought=proposal.thought, action=proposal.action, observation="")
 
 
 def _differing(walk: Trajectory, proposals: dict[tuple[int, int], Step], i: int) -> list[int]:
@@ -82,28 +85,27 @@ def _differing(walk: Trajectory, proposals: dict[tuple[int, int], Step], i: int)
 
 def first_deviations(
     recipe, policy, walks: list[Trajectory], proposals: dict[tuple[int, int], Step], backend
-) -> dict[int, list[int]]:
-    """Walk i -> [t] for its first proposal that the Monte Carlo rule judges deviated ([] if none).
+) -> dict[int, int]:
+    """Walk i -> t of its first proposal that the Monte Carlo rule judges deviated (walks without one: absent).
 
     Rounds like the build's ``scope: first_deviation``: each round scores, for every walk still open, its next
     differing proposal (Q[t]) and the expert prefix before it (V[t-1]) with ``rollouts.n`` sampled base-agent
     continuations each, seeded by the prefix, so a case does not depend on which other walks share the batch.
+    The verdict is the build's own (``core.calibration.judge_proposals``).
     """
     prompt = PromptConfig.from_recipe(recipe)
     params = sampling_params(recipe.policy, recipe.rollouts.temperature)
     max_steps = recipe.rollouts.max_steps or recipe.env.max_steps
     n, delta = recipe.rollouts.n, recipe.deviation.delta
     todo = {i: _differing(w, proposals, i) for i, w in enumerate(walks)}
-    found: dict[int, list[int]] = {i: [] for i in range(len(walks))}
+    found: dict[int, int] = {}
     with SessionPool(backend, recipe.env.workers) as pool:
         while open_ := [i for i, ts in todo.items() if ts]:
             prefixes = []  # (walk, kind, steps)
             for i in open_:
                 t, w = todo[i][0], walks[i]
                 prefixes.append((i, "expert", list(w.steps[: t - 1])))
-                p = proposals[(i, t)]
-                deviated = Step(thought=p.thought, action=p.action, observation="")
-                prefixes.append((i, "proposal", [*w.steps[: t - 1], deviated]))
+                prefixes.append((i, "proposal", [*w.steps[: t - 1], _as_taken(proposals[(i, t)])]))
             starts = [
                 EpisodeStart(walks[i].task, steps, seed=seed_of(unit_key("calibration-rollout", "1", p=prefix_key(
                     walks[i].task.task_id, steps), sample=k)), max_steps=max_steps)
@@ -116,8 +118,11 @@ def first_deviations(
             }
             for i in open_:
                 t = todo[i].pop(0)
-                if value[(i, "proposal")] - value[(i, "expert")] < delta:
-                    found[i], todo[i] = [t], []
+                p, actions = proposals[(i, t)], [s.action for s in walks[i].steps]
+                (verdict,) = judge_proposals(actions, {t - 1: value[(i, "expert")]}, {t: (p.thought, p.action)},
+                                             {t: value[(i, "proposal")]}, delta)  # fmt: skip
+                if verdict.deviated:
+                    found[i], todo[i] = t, []
     return found
 
 
