@@ -239,6 +239,9 @@ def _run_group(state: _State, recipe, seeds: list[int], reporter) -> dict:
 def _run_seeds(state: _State, exp: Context, ctx: BuildContext, stats: dict, seeds: list[int], write_report) -> dict:
     """Per seed: train, evaluate, calibrate (each a stage); the report is rewritten after every seed, so a long
     run that is stopped still shows what it has."""
+    from steca_train.report import plot_headline
+    from steca_train.results import headline_markdown
+
     recipe, names = exp.recipe, recipe_methods(exp.recipe)
     rows = exp.build.rows
     state.builds.append({
@@ -272,9 +275,6 @@ def _run_seeds(state: _State, exp: Context, ctx: BuildContext, stats: dict, seed
         _note_elapsed(state)
         write_report(doc, state.out)
         write_file_atomically(results_path(state.recipe), json.dumps(doc["headline"], indent=1) + "\n")
-        from steca_train.report import plot_headline
-        from steca_train.results import headline_markdown
-
         plot_headline(doc["headline"], results_path(state.recipe).with_suffix(".png"), doc["labels"])
         write_file_atomically(results_path(state.recipe).with_suffix(".md"),
                               headline_markdown(doc["headline"], doc["labels"]))  # fmt: skip

@@ -124,9 +124,13 @@ def fill_bitmasks_inline(llm) -> None:
         manager.fill_bitmask_parallel_threshold = 1 << 30
 
 
-def engine_key(path: str, dtype: str = "auto", max_model_len: int | None = None, seed: int = 0) -> tuple:
-    """What identifies an engine: the model's resolved path, dtype, context and seed."""
-    max_model_len = max_model_len or int(_config(path).get("max_position_embeddings") or 2048)
+def engine_key(
+    path: str, dtype: str = "auto", max_model_len: int | None = None, seed: int = 0, config: dict | None = None
+) -> tuple:
+    """What identifies an engine: the model's resolved path, dtype, context (default: the model's, from
+    ``config``, read if not given) and seed."""
+    if not max_model_len:
+        max_model_len = int((config if config is not None else _config(path)).get("max_position_embeddings") or 2048)
     return (str(Path(path).resolve()), dtype, max_model_len, seed)
 
 
@@ -134,7 +138,7 @@ def engine_for(path: str, dtype: str = "auto", max_model_len: int | None = None,
     """The process's engine for ``path`` (started once: seconds to a minute on a CPU). Any other engine is shut
     down first: one live engine per process (see the module docstring)."""
     config = _config(path)
-    key = engine_key(path, dtype, max_model_len, seed)
+    key = engine_key(path, dtype, max_model_len, seed, config)
     max_model_len = key[2]
     with _ENGINES_LOCK:
         if key not in _ENGINES:
